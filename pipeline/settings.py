@@ -1,0 +1,141 @@
+"""All of normloom's settings, read from the environment (prefix ``NORMLOOM_``).
+
+Nested groups use a double underscore: ``NORMLOOM_LLM__BASE_URL``,
+``NORMLOOM_CHECKS__MIN_JUDGE_SCORE``. A ``.env`` file in the working directory is read
+too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LLMSettings(BaseModel):
+    """Where the language model is and how to call it."""
+
+    base_url: str | None = Field(
+        default=None,
+        description=(
+            "OpenAI-compatible base URL (e.g. https://api.openai.com/v1). "
+            "Unset: normloom starts its embedded llama.cpp server."
+        ),
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="API key for the endpoint; never logged or written."
+    )
+    model: str = Field(
+        default="local", description="Model name sent with every request."
+    )
+    temperature: float = Field(default=0.8, description="Sampling temperature.")
+    timeout_s: float = Field(
+        default=300.0, description="Seconds to wait for one HTTP request."
+    )
+    max_retries: int = Field(
+        default=3, description="Retries of a transient failure (timeouts, 429, 5xx)."
+    )
+    parse_retries: int = Field(
+        default=2,
+        description="Extra calls when a reply is truncated, malformed or off-schema.",
+    )
+    refusal_retries: int = Field(
+        default=1, description="Extra calls after the model refuses."
+    )
+    concurrency: int = Field(
+        default=2, description="LLM calls in flight at once."
+    )
+    json_schema: bool = Field(
+        default=True,
+        description="Send response_format json_schema (off for servers that reject it).",
+    )
+    cache_path: Path | None = Field(
+        default=None,
+        description="SQLite response cache. Unset: <out>/llm_cache.sqlite of the run.",
+    )
+
+
+class EmbeddedSettings(BaseModel):
+    """The llama.cpp server normloom starts when no base URL is set."""
+
+    model_path: Path | None = Field(
+        default=None,
+        description="A GGUF file. Unset: the packaged Qwen2.5-Coder-1.5B-Instruct.",
+    )
+    chat_template: str | None = Field(
+        default=None,
+        description="A llama.cpp built-in template name (e.g. 'gemma'); unset: the model's own.",
+    )
+    port: int = Field(default=0, description="Port on 127.0.0.1; 0 picks a free one.")
+    parallel: int = Field(default=2, description="Parallel decoding slots.")
+    ctx_size: int = Field(default=8192, description="Context size shared by the slots.")
+    threads: int = Field(default=0, description="CPU threads; 0 uses every core.")
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "normloom",
+        description="Where the packaged model parts are joined into one GGUF file.",
+    )
+    startup_timeout_s: float = Field(
+        default=300.0, description="Seconds to wait for the server to load the model."
+    )
+
+
+class GenerationSettings(BaseModel):
+    """How much to generate and how hard to refine."""
+
+    per_norm: int = Field(default=1, description="Scenarios per norm and dialogue type.")
+    min_turns: int = Field(default=5, description="Fewest turns a dialogue may have.")
+    max_turns: int = Field(default=15, description="Most turns a dialogue may have.")
+    refine_threshold: int = Field(
+        default=4, description="Refinement stops once every judge score reaches this."
+    )
+    refine_rounds: int = Field(default=3, description="Most revisions of a situation.")
+    exemplars: int = Field(default=2, description="Exemplars shown when refining.")
+    exemplar_dir: Path = Field(
+        default=Path("data/exemplars"), description="Pool of expert exemplars."
+    )
+
+
+class CheckSettings(BaseModel):
+    """Thresholds of the rule checks and the LLM judge."""
+
+    min_language_share: float = Field(
+        default=0.8,
+        description="Share of turns that must be in the target language and script.",
+    )
+    min_script_share: float = Field(
+        default=0.6, description="Share of a turn's letters that must be in the script."
+    )
+    duplicate_threshold: float = Field(
+        default=0.8, description="MinHash Jaccard estimate above which two are duplicates."
+    )
+    min_judge_score: int = Field(
+        default=3, description="Lowest judge score (each quality axis) that passes."
+    )
+    judge: bool = Field(default=True, description="Run the LLM judge at all.")
+
+
+class Settings(BaseSettings):
+    """normloom's settings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NORMLOOM_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
+    generation: GenerationSettings = Field(default_factory=GenerationSettings)
+    checks: CheckSettings = Field(default_factory=CheckSettings)
+    cultures_path: Path | None = Field(
+        default=None,
+        description="Extra cultures and languages (JSON) merged over the built-in ones.",
+    )
+
+    def public_dict(self) -> dict:
+        """Return the settings as plain data with every secret removed."""
+        data = self.model_dump(mode="json")
+        data["llm"].pop("api_key", None)
+        return data
