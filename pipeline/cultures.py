@@ -28,6 +28,13 @@ class Language(BaseModel):
     script: str = Field(
         description="Prefix of the Unicode character names of its letters (LATIN, CJK, ...)."
     )
+    instruction: str = Field(
+        description="One sentence, in the language itself, telling the model to write in it."
+    )
+    token_factor: float = Field(
+        default=1.0,
+        description="Tokens per English-equivalent token; scales max_tokens budgets.",
+    )
 
 
 class Culture(BaseModel):

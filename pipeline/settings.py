@@ -26,8 +26,9 @@ class LLMSettings(BaseModel):
     api_key: SecretStr | None = Field(
         default=None, description="API key for the endpoint; never logged or written."
     )
-    model: str = Field(
-        default="local", description="Model name sent with every request."
+    model: str | None = Field(
+        default=None,
+        description="Model name sent with every request; required with a base URL.",
     )
     temperature: float = Field(default=0.8, description="Sampling temperature.")
     timeout_s: float = Field(

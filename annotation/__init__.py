@@ -1,0 +1,1 @@
+"""Argilla: dataset settings, push, pull and agreement (see issue 4)."""

@@ -1,0 +1,159 @@
+"""The ``normloom`` command line."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+from pipeline.errors import NormloomError
+
+app = typer.Typer(help="Seed social norms in, multilingual norm dialogues out.")
+console = Console()
+
+
+def _register_groups() -> None:
+    from flows.cli_llm import app as llm_app
+
+    app.add_typer(llm_app, name="llm", help="Run the embedded llama.cpp server.")
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for _ in f)
+    except FileNotFoundError:
+        return 0
+
+
+def _watch(run_dir: Path, total: int, stop: threading.Event) -> None:
+    """Show a progress bar fed by the run's output files."""
+    columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("dialogues", total=total)
+        start = None
+        while not stop.wait(1.0):
+            done = _count_lines(run_dir / "dialogues.jsonl") + _count_lines(
+                run_dir / "rejected.jsonl"
+            )
+            start = done if start is None else start
+            progress.update(bar, completed=done)
+
+
+def _summary_table(summary: dict) -> Table:
+    table = Table(title=f"normloom run: {summary['run_dir']}")
+    for column in ("language", "type", "accepted", "rejected", "failed", "acceptance"):
+        table.add_column(column, justify="right" if column[0] in "arfa" else "left")
+    for row in summary["by_language_type"]:
+        table.add_row(
+            row["language"], row["type"], str(row["accepted"]), str(row["rejected"]),
+            str(row["failed"]), f"{row['acceptance']:.0%}",
+        )
+    return table
+
+
+@app.command()
+def generate(
+    seeds: Annotated[Path, typer.Option(help="Seed norms, CSV or JSONL.")],
+    cultures: Annotated[
+        list[str] | None, typer.Option(help="Culture to include (repeatable).")
+    ] = None,
+    types: Annotated[
+        list[str] | None,
+        typer.Option(help="Dialogue type: adherence, violation or v2r (repeatable)."),
+    ] = None,
+    per_norm: Annotated[
+        int | None, typer.Option(help="Scenarios per norm and type.")
+    ] = None,
+    limit_per_culture: Annotated[
+        int | None, typer.Option(help="Use at most this many norms per culture.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (default runs/<name>-<hash>).")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option(help="Skip bad seed rows instead of stopping.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Generate, label and filter dialogues from seed norms.
+
+    Re-running the same command resumes the same run: finished dialogues are kept
+    and no completed model call is made again.
+    """
+    from flows.generate import default_run_id, generate_dialogues
+    from pipeline.seeds import load_seeds
+    from pipeline.settings import Settings
+
+    settings = Settings()
+    try:
+        loaded = load_seeds(seeds, skip_invalid=skip_invalid)
+    except NormloomError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    for problem in loaded.skipped:
+        console.print(f"[yellow]skipped[/yellow] {problem}")
+
+    n = per_norm or settings.generation.per_norm
+    kinds = types or ["adherence", "violation", "v2r"]
+    run_dir = out or Path("runs") / default_run_id(
+        seeds, cultures or [], kinds, n, limit_per_culture, settings.llm.model
+    )
+    culture_count = len(cultures) if cultures else len({s.culture for s in loaded.seeds})
+    norms = (
+        min(len(loaded.seeds), limit_per_culture * culture_count)
+        if limit_per_culture
+        else len(loaded.seeds)
+    )
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=_watch, args=(run_dir, norms * len(kinds) * n, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        summary = generate_dialogues(
+            seeds=str(seeds),
+            cultures=cultures,
+            types=kinds,
+            per_norm=n,
+            limit_per_culture=limit_per_culture,
+            out=str(run_dir),
+            skip_invalid=skip_invalid,
+        )
+    except NormloomError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from err
+    finally:
+        stop.set()
+        watcher.join()
+
+    if as_json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+        return
+    console.print(_summary_table(summary))
+    tokens = summary["tokens"]
+    console.print(
+        f"{summary['accepted']} accepted, {summary['rejected']} rejected, "
+        f"{summary['failed']} failed in {summary['duration_s']} s; "
+        f"{summary['calls']} calls ({summary['cache_hits']} from cache), "
+        f"{tokens['prompt']} prompt + {tokens['completion']} completion tokens."
+    )
+    console.print(f"Results: {summary['run_dir']}/dialogues.jsonl (accepted), "
+                  f"rejected.jsonl, manifest.json")
+
+
+def main() -> None:
+    """Run the command line."""
+    _register_groups()
+    app()
+
+
+if __name__ == "__main__":
+    main()

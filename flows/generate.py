@@ -1,0 +1,302 @@
+"""The generate-dialogues flow: seed norms to filtered, turn-labelled dialogues."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
+from prefect.task_runners import ThreadPoolTaskRunner
+
+import pipeline
+from pipeline.cache import ResponseCache
+from pipeline.checks import DuplicateIndex, dialogue_text, run_rule_checks
+from pipeline.cultures import Registry, load_registry
+from pipeline.endpoint import Endpoint, open_endpoint
+from pipeline.errors import NormloomError
+from pipeline.exemplars import load_exemplars
+from pipeline.items import failed_record, finished_record, plan_items
+from pipeline.llm import LLMClient, UsageStats
+from pipeline.prompts import template_hashes
+from pipeline.schemas import (
+    DialogueRecord,
+    DialogueType,
+    Exemplar,
+    Refinement,
+    Scenario,
+    SeedNorm,
+    Verdict,
+    WorkItem,
+)
+from pipeline.seeds import load_seeds
+from pipeline.settings import Settings
+from pipeline.stages import StageContext
+from pipeline.stages.dialogues import generate_dialogue
+from pipeline.stages.judge import judge_checks, judge_dialogue
+from pipeline.stages.labels import label_turns
+from pipeline.stages.refine import refine_scenario
+from pipeline.stages.scenarios import generate_scenario
+from pipeline.storage import RunStore
+from pipeline.summary import summarize, summary_markdown
+
+
+def _unexpected(task, task_run, state) -> bool:
+    """Retry a task only for errors our own layers have not already retried."""
+    try:
+        state.result()
+    except NormloomError:
+        return False
+    except Exception:  # noqa: BLE001 - anything else is worth one more try
+        return True
+    return False
+
+
+STAGE_TASK = {"cache_policy": NO_CACHE, "retries": 1, "retry_condition_fn": _unexpected}
+
+
+@dataclass
+class Runtime:
+    """Everything the item tasks share during one run."""
+
+    settings: Settings
+    registry: Registry
+    llm: LLMClient
+    store: RunStore
+    exemplars: list[Exemplar]
+    duplicates: DuplicateIndex
+
+    def context(self, seed: SeedNorm) -> StageContext:
+        """Return the stage context for a seed's culture and language."""
+        return StageContext(
+            llm=self.llm,
+            settings=self.settings,
+            culture=self.registry.culture(seed.culture),
+            language=self.registry.language(seed.language),
+        )
+
+
+@task(name="write-scenario", **STAGE_TASK)
+def write_scenario(item: WorkItem, rt: Runtime) -> Scenario:
+    """Write the scenario of one item."""
+    scenario = generate_scenario(item, rt.context(item.seed))
+    rt.store.append("scenarios", scenario)
+    return scenario
+
+
+@task(name="refine-situation", **STAGE_TASK)
+def refine_situation(scenario: Scenario, seed: SeedNorm, rt: Runtime) -> Refinement:
+    """Refine a scenario's situation toward the exemplars."""
+    refinement = refine_scenario(scenario, seed, rt.exemplars, rt.context(seed))
+    rt.store.append("refinements", refinement)
+    return refinement
+
+
+@task(name="write-dialogue", **STAGE_TASK)
+def write_dialogue(scenario: Scenario, situation: str, seed: SeedNorm, rt: Runtime):
+    """Write the dialogue of a refined scenario."""
+    return generate_dialogue(scenario, situation, seed, rt.context(seed))
+
+
+@task(name="label-turns", **STAGE_TASK)
+def label_dialogue(turns, scenario: Scenario, seed: SeedNorm, rt: Runtime):
+    """Label every turn of a dialogue."""
+    return label_turns(turns, scenario, seed, rt.context(seed))
+
+
+@task(name="judge-dialogue", **STAGE_TASK)
+def judge(turns, scenario: Scenario, situation: str, seed: SeedNorm, rt: Runtime):
+    """Have the LLM judge score a dialogue."""
+    return judge_dialogue(turns, scenario, situation, seed, rt.context(seed))
+
+
+@task(name="make-dialogue", cache_policy=NO_CACHE)
+def make_dialogue(item: WorkItem, rt: Runtime) -> str:
+    """Take one item through every stage and write where it ended up."""
+    seed, ctx = item.seed, rt.context(item.seed)
+    stage, scenario = "scenario", None
+    try:
+        scenario = write_scenario(item, rt)
+        stage = "refine"
+        situation = refine_situation(scenario, seed, rt).final_situation
+        stage = "dialogue"
+        turns = write_dialogue(scenario, situation, seed, rt)
+        stage = "labels"
+        labelled = label_dialogue(turns, scenario, seed, rt)
+
+        stage = "checks"
+        checks = run_rule_checks(
+            labelled,
+            item.type,
+            ctx.language,
+            rt.settings.generation,
+            rt.settings.checks,
+            None,
+            item.id,
+        )
+        scores = None
+        if all(c.passed for c in checks) and rt.settings.checks.judge:
+            stage = "judge"
+            scores = judge(labelled, scenario, situation, seed, rt)
+            checks += judge_checks(scores, item.type, rt.settings.checks)
+        if all(c.passed for c in checks):
+            checks.append(rt.duplicates.check(item.id, dialogue_text(labelled)))
+        record = finished_record(
+            item, scenario, situation, labelled, checks, scores, rt.llm.model
+        )
+    except NormloomError as err:
+        record = failed_record(item, err, stage, rt.llm.model, scenario)
+
+    _store_record(rt.store, record)
+    get_run_logger().info(
+        "%s %s/%s/%s: %s %s",
+        item.id,
+        seed.culture,
+        item.type.value,
+        seed.category,
+        record.verdict.value,
+        "; ".join(record.reasons)[:200],
+    )
+    return record.verdict.value
+
+
+def _store_record(store: RunStore, record: DialogueRecord) -> None:
+    kind = "dialogues" if record.verdict is Verdict.ACCEPTED else "rejected"
+    store.append(kind, record)
+
+
+def default_run_id(seeds: Path, cultures, types, per_norm, limit, model) -> str:
+    """Name a run after its inputs, so the same command resumes the same run."""
+    digest = hashlib.sha256(Path(seeds).read_bytes())
+    digest.update(json.dumps([cultures, types, per_norm, limit, model]).encode())
+    return f"{Path(seeds).stem}-{digest.hexdigest()[:8]}"
+
+
+def select_seeds(
+    seeds: list[SeedNorm], cultures: list[str] | None, limit: int | None
+) -> list[SeedNorm]:
+    """Keep the seeds of the chosen cultures, at most ``limit`` per culture."""
+    chosen = [s for s in seeds if not cultures or s.culture in cultures]
+    if limit is None:
+        return chosen
+    per_culture: dict[str, int] = {}
+    kept = []
+    for seed in chosen:
+        per_culture[seed.culture] = per_culture.get(seed.culture, 0) + 1
+        if per_culture[seed.culture] <= limit:
+            kept.append(seed)
+    return kept
+
+
+def _manifest(rt: Runtime, endpoint: Endpoint, seeds_path: Path, info: dict) -> dict:
+    return {
+        "normloom_version": pipeline.__version__,
+        "model": endpoint.model,
+        "endpoint": endpoint.public_url,
+        "embedded_model": endpoint.embedded,
+        "seeds": {
+            "path": str(seeds_path),
+            "sha256": hashlib.sha256(seeds_path.read_bytes()).hexdigest(),
+        },
+        "settings": rt.settings.public_dict(),
+        "prompt_templates": template_hashes(),
+        "counts": {kind: rt.store.count(kind) for kind in
+                   ("seeds", "scenarios", "refinements", "dialogues", "rejected")},
+        "usage": rt.llm.stats.as_dict(),
+        **info,
+    }
+
+
+@flow(name="generate-dialogues", task_runner=ThreadPoolTaskRunner(max_workers=4))
+def generate_dialogues(
+    seeds: str,
+    cultures: list[str] | None = None,
+    types: list[str] | None = None,
+    per_norm: int | None = None,
+    limit_per_culture: int | None = None,
+    out: str | None = None,
+    skip_invalid: bool = False,
+) -> dict:
+    """Generate, label and filter dialogues for seed norms; return the run summary.
+
+    Args:
+        seeds: Seed norm file (CSV or JSONL).
+        cultures: Culture ids to keep (all when empty).
+        types: Dialogue types (adherence, violation, v2r; all when empty).
+        per_norm: Scenarios per norm and type (the setting when None).
+        limit_per_culture: Use at most this many norms per culture.
+        out: Run directory; by default runs/<seed file>-<hash of the inputs>, so
+            the same command resumes the same run.
+        skip_invalid: Generate from the valid seed rows when some are bad.
+    """
+    logger = get_run_logger()
+    started = time.monotonic()
+    settings = Settings()
+    registry = load_registry(settings.cultures_path)
+    seeds_path = Path(seeds)
+    n = per_norm or settings.generation.per_norm
+    kinds = [DialogueType(t) for t in (types or [t.value for t in DialogueType])]
+    wanted = [registry.culture(c).id if registry.culture(c) else c for c in cultures or []]
+
+    loaded = load_seeds(seeds_path, registry, skip_invalid=skip_invalid)
+    chosen = select_seeds(loaded.seeds, wanted, limit_per_culture)
+    run_dir = Path(out) if out else Path("runs") / default_run_id(
+        seeds_path, wanted, [k.value for k in kinds], n, limit_per_culture,
+        settings.llm.model,
+    )
+    store = RunStore(run_dir)
+    store.write_all("seeds", chosen)
+    items = plan_items(chosen, kinds, n)
+    todo = [i for i in items if i.id not in store.done_items()]
+    logger.info(
+        "%d seeds, %d items, %d already done; writing to %s",
+        len(chosen), len(items), len(items) - len(todo), run_dir,
+    )
+
+    stats = UsageStats()
+    with open_endpoint(settings) as endpoint:
+        cache = ResponseCache(settings.llm.cache_path or run_dir / "llm_cache.sqlite")
+        llm = LLMClient(
+            settings.llm, endpoint.base_url, endpoint.model,
+            cache=cache, stats=stats, llama_cpp=endpoint.embedded,
+        )
+        rt = Runtime(
+            settings, registry, llm, store,
+            load_exemplars(settings.generation.exemplar_dir),
+            _rebuild_duplicates(settings, store),
+        )
+        wait([make_dialogue.submit(item, rt) for item in todo])
+        cache.close()
+
+    summary = summarize(run_dir, stats.as_dict(), time.monotonic() - started)
+    summary["run_dir"] = str(run_dir)
+    store.write_manifest(_manifest(rt, endpoint, seeds_path, {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "summary": summary,
+    }))
+    create_markdown_artifact(
+        key="generation-summary",
+        markdown=summary_markdown(summary, run_dir),
+        description="normloom generation run summary",
+    )
+    logger.info(
+        "%d accepted, %d rejected, %d failed in %s",
+        summary["accepted"], summary["rejected"], summary["failed"], run_dir,
+    )
+    return summary
+
+
+def _rebuild_duplicates(settings: Settings, store: RunStore) -> DuplicateIndex:
+    """Index the dialogues a resumed run already accepted."""
+    from pipeline.storage import read_jsonl
+
+    index = DuplicateIndex(settings.checks)
+    for row in read_jsonl(store.path("dialogues")):
+        index.add(row["id"], "\n".join(t["text"] for t in row["turns"]))
+    return index

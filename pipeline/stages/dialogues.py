@@ -1,0 +1,59 @@
+"""Stage c: write the dialogue of one scenario, following its dialogue type."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.prompts import render
+from pipeline.schemas import Scenario, SeedNorm, Turn
+from pipeline.stages import StageContext
+
+# Hard bounds of the reply schema; the configured range is enforced by the checks,
+# so that a dialogue of the wrong length is kept as rejected rather than lost.
+MAX_TURNS = 20
+
+
+class _Turn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: str = Field(min_length=1, max_length=40)
+    text: str = Field(min_length=1, max_length=400)
+
+
+class DialogueReply(BaseModel):
+    """The shape the model must return for a dialogue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    turns: list[_Turn] = Field(min_length=2, max_length=MAX_TURNS)
+
+
+def generate_dialogue(
+    scenario: Scenario, situation: str, seed: SeedNorm, ctx: StageContext
+) -> list[Turn]:
+    """Write a dialogue between the scenario's participants.
+
+    Adherence dialogues follow the norm throughout, violation dialogues break it
+    without repair, and v2r dialogues go from violation to recognition, repair and
+    resolution.
+    """
+    gen = ctx.settings.generation
+    messages = render(
+        "dialogue",
+        seed=seed,
+        type=scenario.type.value,
+        scenario=scenario,
+        situation=situation,
+        min_turns=gen.min_turns,
+        max_turns=gen.max_turns,
+        culture=ctx.culture,
+        language=ctx.language,
+    )
+    reply = ctx.llm.complete(
+        messages,
+        DialogueReply,
+        stage="dialogue",
+        sample=scenario.sample,
+        max_tokens=ctx.budget(70 * gen.max_turns),
+    )
+    return [Turn(speaker=t.speaker, text=t.text) for t in reply.turns]

@@ -1,0 +1,116 @@
+"""The run summary: counts, acceptance rates, rejection reasons and token use."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.storage import read_jsonl
+
+
+def load_outcomes(run_dir: Path) -> pd.DataFrame:
+    """Return one row per finished item of a run: language, type, verdict, reasons."""
+    rows = [
+        {
+            "id": r["id"],
+            "culture": r["culture"],
+            "language": r["language"],
+            "type": r["type"],
+            "category": r["category"],
+            "verdict": r["verdict"],
+            "reasons": r.get("reasons", []),
+        }
+        for kind in ("dialogues", "rejected")
+        for r in read_jsonl(Path(run_dir) / f"{kind}.jsonl")
+    ]
+    columns = ["id", "culture", "language", "type", "category", "verdict", "reasons"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _reason_kind(reason: str) -> str:
+    """Shorten a reason to its kind: 'language: turns 1, 2 ...' -> 'language'."""
+    head = reason.split(":", 2)
+    return ":".join(head[:2]) if head[0] in {"scenario", "refine", "dialogue",
+                                             "labels", "judge"} else head[0]
+
+
+def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
+    """Summarise a run from its files and the usage counters."""
+    outcomes = load_outcomes(run_dir)
+    by_cell = (
+        outcomes.groupby(["language", "type", "verdict"]).size().unstack(fill_value=0)
+        if len(outcomes)
+        else pd.DataFrame()
+    )
+    for verdict in ("accepted", "rejected", "failed"):
+        if verdict not in by_cell.columns:
+            by_cell[verdict] = 0
+    by_cell = by_cell[["accepted", "rejected", "failed"]]
+    by_cell["acceptance"] = (by_cell["accepted"] / by_cell.sum(axis=1)).round(3)
+
+    reasons = Counter(
+        _reason_kind(r) for rs in outcomes["reasons"] for r in rs
+    )
+    total = usage.get("total", {})
+    completion = total.get("completion_tokens", 0)
+    call_seconds = total.get("seconds", 0) or 0
+    return {
+        "items": int(len(outcomes)),
+        "accepted": int((outcomes["verdict"] == "accepted").sum()),
+        "rejected": int((outcomes["verdict"] == "rejected").sum()),
+        "failed": int((outcomes["verdict"] == "failed").sum()),
+        "acceptance_rate": round(float((outcomes["verdict"] == "accepted").mean()), 3)
+        if len(outcomes)
+        else 0.0,
+        "by_language_type": [
+            {"language": lang, "type": t, **{k: _num(v) for k, v in row.items()}}
+            for (lang, t), row in by_cell.iterrows()
+        ],
+        "rejection_reasons": dict(reasons.most_common()),
+        "tokens": {
+            "prompt": total.get("prompt_tokens", 0),
+            "completion": completion,
+            "completion_per_second": round(completion / call_seconds, 2)
+            if call_seconds
+            else None,
+        },
+        "calls": total.get("calls", 0),
+        "cache_hits": total.get("cached", 0),
+        "duration_s": round(seconds, 1),
+    }
+
+
+def _num(value: object) -> int | float:
+    return float(value) if isinstance(value, float) else int(value)
+
+
+def summary_markdown(summary: dict, run_dir: Path) -> str:
+    """Render a summary as the markdown of the run's Prefect artifact."""
+    lines = [
+        f"# normloom run `{Path(run_dir).name}`",
+        "",
+        f"{summary['accepted']} accepted, {summary['rejected']} rejected, "
+        f"{summary['failed']} failed of {summary['items']} "
+        f"(acceptance {summary['acceptance_rate']:.0%}) in {summary['duration_s']} s.",
+        "",
+        "| language | type | accepted | rejected | failed | acceptance |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for row in summary["by_language_type"]:
+        lines.append(
+            f"| {row['language']} | {row['type']} | {row['accepted']} | "
+            f"{row['rejected']} | {row['failed']} | {row['acceptance']:.0%} |"
+        )
+    lines += ["", "| rejection reason | count |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["rejection_reasons"].items()]
+    tokens = summary["tokens"]
+    lines += [
+        "",
+        f"Tokens: {tokens['prompt']} prompt, {tokens['completion']} completion "
+        f"({tokens['completion_per_second']} completion tokens/s per call); "
+        f"{summary['calls']} calls, {summary['cache_hits']} served from the cache.",
+        f"Files: `{run_dir}`",
+    ]
+    return "\n".join(lines)
