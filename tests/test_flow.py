@@ -1,0 +1,107 @@
+"""The generate-dialogues flow under Prefect's test harness, against a scripted model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonlines
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from tests.fake_model import answer
+from tests.scripted_server import ScriptedServer
+
+DEMO = Path(__file__).resolve().parent.parent / "data" / "seeds" / "demo.jsonl"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def model(monkeypatch):
+    with ScriptedServer(responder=answer) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        monkeypatch.setenv("NORMLOOM_LLM__API_KEY", "sk-test-secret-0000")
+        yield server
+
+
+def _run(out: Path, **kwargs) -> dict:
+    from flows.generate import generate_dialogues
+
+    return generate_dialogues(seeds=str(DEMO), out=str(out), **kwargs)
+
+
+def test_flow_writes_every_file_and_accepts_valid_dialogues(model, tmp_path):
+    summary = _run(tmp_path / "run")
+
+    run = tmp_path / "run"
+    accepted = list(jsonlines.open(run / "dialogues.jsonl"))
+    assert summary["items"] == 9  # 3 norms x 3 types
+    assert summary["accepted"] == len(accepted) == 9
+    assert {d["language"] for d in accepted} == {"en", "zh", "ko"}
+    assert {d["type"] for d in accepted} == {"adherence", "violation", "v2r"}
+    v2r = next(d for d in accepted if d["type"] == "v2r")
+    assert [t["labels"]["arc_stage"] for t in v2r["turns"]] == [
+        "violation", "recognition", "repair", "repair", "resolution", "resolution"]
+    assert len(list(jsonlines.open(run / "scenarios.jsonl"))) == 9
+    assert len(list(jsonlines.open(run / "refinements.jsonl"))) == 9
+
+    manifest = json.loads((run / "manifest.json").read_text("utf-8"))
+    assert manifest["counts"]["dialogues"] == 9
+    assert set(manifest["prompt_templates"]) >= {"dialogue.j2", "labels.j2"}
+    assert "선배님" in (run / "dialogues.jsonl").read_text("utf-8")  # raw, not \u
+
+
+def test_rerun_makes_no_calls_and_duplicates_nothing(model, tmp_path):
+    _run(tmp_path / "run")
+    calls = len(model.requests)
+
+    summary = _run(tmp_path / "run")
+
+    assert len(model.requests) == calls
+    assert summary["items"] == 9
+    ids = [d["id"] for d in jsonlines.open(tmp_path / "run" / "dialogues.jsonl")]
+    assert len(ids) == len(set(ids)) == 9
+
+
+def test_interrupted_run_resumes_without_repeating_calls(model, tmp_path):
+    run = tmp_path / "run"
+    _run(run)
+    calls = len(model.requests)
+    # Lose the last three finished dialogues, one of them half-written.
+    lines = (run / "dialogues.jsonl").read_text("utf-8").splitlines(keepends=True)
+    (run / "dialogues.jsonl").write_text("".join(lines[:6]) + lines[6][:40], "utf-8")
+
+    summary = _run(run)
+
+    ids = [d["id"] for d in jsonlines.open(run / "dialogues.jsonl")]
+    assert len(ids) == len(set(ids)) == 9
+    assert summary["accepted"] == 9
+    assert len(model.requests) == calls  # every call came from the cache
+
+
+def test_judge_scale_that_does_not_fit_the_type_rejects_with_reason(
+    monkeypatch, tmp_path
+):
+    with ScriptedServer(responder=lambda r: answer(r, judge_scale=5)) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        summary = _run(tmp_path / "run", types=["violation"])
+
+    rejected = list(jsonlines.open(tmp_path / "run" / "rejected.jsonl"))
+    assert summary["rejected"] == 3 and summary["accepted"] == 0
+    assert all(
+        any(r.startswith("judge_norm_scale: norm_scale 5") for r in d["reasons"])
+        for d in rejected
+    )
+
+
+def test_api_key_never_written(model, tmp_path):
+    _run(tmp_path / "run")
+    for path in (tmp_path / "run").iterdir():
+        assert b"sk-test-secret-0000" not in path.read_bytes(), path.name
