@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -151,6 +152,9 @@ def generate(
 
 def main() -> None:
     """Run the command line."""
+    # Prefect's telemetry heartbeat races the temporary server's SQLite database on
+    # start-up and prints a spurious error; normloom has nothing to report anyway.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     _register_groups()
     app()
 

@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+
 
 class LLMSettings(BaseModel):
     """Where the language model is and how to call it."""
@@ -93,7 +95,7 @@ class GenerationSettings(BaseModel):
     refine_rounds: int = Field(default=3, description="Most revisions of a situation.")
     exemplars: int = Field(default=2, description="Exemplars shown when refining.")
     exemplar_dir: Path = Field(
-        default=Path("data/exemplars"), description="Pool of expert exemplars."
+        default=DATA_DIR / "exemplars", description="Pool of expert exemplars."
     )
 
 
