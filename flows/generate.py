@@ -139,6 +139,7 @@ def make_dialogue(item: WorkItem, rt: Runtime) -> str:
             rt.settings.checks,
             None,
             item.id,
+            participants=[p.name for p in scenario.participants],
         )
         scores = None
         if all(c.passed for c in checks) and rt.settings.checks.judge:

@@ -24,6 +24,7 @@ from pipeline.schemas import (
     Intent,
     LabelledTurn,
     NormLabel,
+    nfc,
 )
 from pipeline.settings import CheckSettings, GenerationSettings
 
@@ -337,6 +338,53 @@ class DuplicateIndex:
         return CheckResult(name="near_duplicate", passed=True)
 
 
+def check_speakers(turns: list[LabelledTurn], participants: list[str]) -> CheckResult:
+    """Check that the named participants, and only they, take turns.
+
+    A speaker matches a participant when one name contains the other (casefolded),
+    so "Professor Miller" matches "Miller".
+    """
+    names = [nfc(n).casefold() for n in participants]
+
+    def known(speaker: str) -> bool:
+        s = nfc(speaker).casefold()
+        return any(s in n or n in s for n in names)
+
+    strangers = sorted({t.speaker for t in turns if not known(t.speaker)})
+    speakers = {nfc(t.speaker).casefold() for t in turns}
+    problems = []
+    if strangers:
+        problems.append(f"speakers not in the scenario: {', '.join(strangers)}")
+    if len(speakers) < 2:
+        problems.append("only one speaker")
+    return CheckResult(name="speakers", passed=not problems, detail="; ".join(problems))
+
+
+def check_repetition(turns: list[LabelledTurn], checks: CheckSettings) -> CheckResult:
+    """Reject dialogues in which whole turns repeat earlier ones.
+
+    Small models fall into loops that restate the same sentence; a real
+    conversation almost never repeats a turn of several words. Turns shorter than
+    ``checks.min_repeat_letters`` letters ("OK.", "네.") may repeat.
+    """
+    seen: list[tuple[int, set[str]]] = []
+    repeats = []
+    for turn in turns:
+        letters = sum(ch.isalpha() for ch in turn.text)
+        grams = _shingles(turn.text)
+        if letters >= checks.min_repeat_letters:
+            for index, earlier in seen:
+                overlap = len(grams & earlier) / max(1, len(grams | earlier))
+                if overlap >= checks.duplicate_threshold:
+                    repeats.append(f"turn {turn.index} repeats turn {index}")
+                    break
+            seen.append((turn.index, grams))
+    passed = len(repeats) <= checks.max_repeated_turns
+    return CheckResult(
+        name="repetition", passed=passed, detail="" if passed else "; ".join(repeats)
+    )
+
+
 def run_rule_checks(
     turns: list[LabelledTurn],
     dialogue_type: DialogueType,
@@ -345,6 +393,7 @@ def run_rule_checks(
     checks: CheckSettings,
     index: DuplicateIndex | None,
     key: str,
+    participants: list[str] | None = None,
 ) -> list[CheckResult]:
     """Run every rule check on one dialogue.
 
@@ -359,6 +408,8 @@ def run_rule_checks(
         checks: Check settings (thresholds).
         index: The shared duplicate index, or None to skip the duplicate check.
         key: The key the dialogue is stored under in the index (the item id).
+        participants: Names of the scenario's participants; None skips the
+            speaker check.
 
     Returns:
         The results in the order the checks ran.
@@ -367,7 +418,10 @@ def run_rule_checks(
         check_turn_count(turns, gen),
         check_language(turns, language, checks),
         check_arc(turns, dialogue_type),
+        check_repetition(turns, checks),
     ]
+    if participants is not None:
+        results.append(check_speakers(turns, participants))
     if index is not None and all(r.passed for r in results):
         results.append(index.check(key, dialogue_text(turns)))
     return results

@@ -275,8 +275,11 @@ def _free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Tell whether a TCP port on 127.0.0.1 can be bound right now."""
+    """Tell whether a server could listen on a TCP port of 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As llama.cpp does: connections of a stopped server that linger in
+        # TIME_WAIT must not count as a listener.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

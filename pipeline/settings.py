@@ -112,6 +112,12 @@ class CheckSettings(BaseModel):
     duplicate_threshold: float = Field(
         default=0.8, description="MinHash Jaccard estimate above which two are duplicates."
     )
+    min_repeat_letters: int = Field(
+        default=8, description="Turns with fewer letters may repeat earlier turns."
+    )
+    max_repeated_turns: int = Field(
+        default=0, description="Turns that may repeat an earlier turn of the dialogue."
+    )
     min_judge_score: int = Field(
         default=3, description="Lowest judge score (each quality axis) that passes."
     )

@@ -10,6 +10,8 @@ from pipeline.checks import (
     DuplicateIndex,
     check_arc,
     check_language,
+    check_repetition,
+    check_speakers,
     check_turn_count,
     dialogue_text,
     failed_reasons,
@@ -400,9 +402,32 @@ def test_run_rule_checks_skips_duplicates_for_rejected_dialogues(registry) -> No
     accepted = run_rule_checks(good, *args, key="good")
     copy = run_rule_checks(good, *args, key="copy")
 
-    assert [r.name for r in rejected] == ["turn_count", "language", "arc"]
+    assert [r.name for r in rejected] == ["turn_count", "language", "arc", "repetition"]
     assert failed_reasons(rejected) == ["turn_count: 4 turns, expected 5 to 15"]
-    assert [r.passed for r in accepted] == [True, True, True, True]
+    assert [r.passed for r in accepted] == [True] * 5
     assert failed_reasons(copy) == [
         "near_duplicate: near duplicate of 'good' (estimated Jaccard 1.00)"
     ]
+
+
+def test_repetition_rejects_a_looping_dialogue():
+    loop = ["老师您好，小明。我是张老师。您想请假吗？"] * 3
+    turns = make_turns(["老师您好，我想跟您请一天假。", *loop])
+    result = check_repetition(turns, CheckSettings())
+    assert not result.passed
+    assert result.detail == "turn 2 repeats turn 1; turn 3 repeats turn 1"
+
+
+def test_repetition_allows_short_repeated_turns():
+    turns = make_turns(["Okay.", "Could you send me the file tonight?", "Okay."])
+    assert check_repetition(turns, CheckSettings()).passed
+
+
+def test_speakers_must_be_the_scenario_participants():
+    turns = make_turns(["Hi there.", "Hello.", "Hey."])
+    turns[2] = turns[2].model_copy(update={"speaker": "Sam"})
+    result = check_speakers(turns, ["Min", "Jun Park"])
+    assert not result.passed
+    assert result.detail == "speakers not in the scenario: Sam"
+    one = [t.model_copy(update={"speaker": "Min"}) for t in make_turns(["Hi.", "Hey?"])]
+    assert check_speakers(one, ["Min", "Jun"]).detail == "only one speaker"
