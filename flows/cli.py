@@ -35,8 +35,12 @@ def _count_lines(path: Path) -> int:
 
 def _watch(run_dir: Path, total: int, stop: threading.Event) -> None:
     """Show a progress bar fed by the run's output files."""
-    columns = [*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn()]
+    columns = [
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    ]
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("dialogues", total=total)
         start = None
@@ -54,8 +58,12 @@ def _summary_table(summary: dict) -> Table:
         table.add_column(column, justify="right" if column[0] in "arfa" else "left")
     for row in summary["by_language_type"]:
         table.add_row(
-            row["language"], row["type"], str(row["accepted"]), str(row["rejected"]),
-            str(row["failed"]), f"{row['acceptance']:.0%}",
+            row["language"],
+            row["type"],
+            str(row["accepted"]),
+            str(row["rejected"]),
+            str(row["failed"]),
+            f"{row['acceptance']:.0%}",
         )
     return table
 
@@ -82,37 +90,43 @@ def generate(
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip bad seed rows instead of stopping.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as JSON.")
+    ] = False,
 ) -> None:
     """Generate, label and filter dialogues from seed norms.
 
     Re-running the same command resumes the same run: finished dialogues are kept
     and no completed model call is made again.
     """
-    from flows.generate import default_run_id, generate_dialogues
+    from flows.generate import (
+        default_run_id,
+        generate_dialogues,
+        parse_types,
+        resolve_cultures,
+        select_seeds,
+    )
+    from pipeline.cultures import load_registry
     from pipeline.seeds import load_seeds
     from pipeline.settings import Settings
 
-    settings = Settings()
     try:
-        loaded = load_seeds(seeds, skip_invalid=skip_invalid)
-    except NormloomError as err:
-        console.print(f"[red]error:[/red] {err}")
+        settings = Settings()
+        registry = load_registry(settings.cultures_path)
+        wanted = resolve_cultures(registry, cultures)
+        kinds = [t.value for t in parse_types(types)]
+        loaded = load_seeds(seeds, registry, skip_invalid=skip_invalid)
+    except (NormloomError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
         raise typer.Exit(2) from err
     for problem in loaded.skipped:
-        console.print(f"[yellow]skipped[/yellow] {problem}")
+        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
 
     n = per_norm or settings.generation.per_norm
-    kinds = types or ["adherence", "violation", "v2r"]
     run_dir = out or Path("runs") / default_run_id(
-        seeds, cultures or [], kinds, n, limit_per_culture, settings.llm.model
+        seeds, wanted, kinds, n, limit_per_culture, settings.llm.model
     )
-    culture_count = len(cultures) if cultures else len({s.culture for s in loaded.seeds})
-    norms = (
-        min(len(loaded.seeds), limit_per_culture * culture_count)
-        if limit_per_culture
-        else len(loaded.seeds)
-    )
+    norms = len(select_seeds(loaded.seeds, wanted, limit_per_culture))
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(run_dir, norms * len(kinds) * n, stop), daemon=True
@@ -121,7 +135,7 @@ def generate(
     try:
         summary = generate_dialogues(
             seeds=str(seeds),
-            cultures=cultures,
+            cultures=wanted,
             types=kinds,
             per_norm=n,
             limit_per_culture=limit_per_culture,
@@ -129,7 +143,7 @@ def generate(
             skip_invalid=skip_invalid,
         )
     except NormloomError as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {err}", highlight=False)
         raise typer.Exit(1) from err
     finally:
         stop.set()
@@ -146,8 +160,10 @@ def generate(
         f"{summary['calls']} calls ({summary['cache_hits']} from cache), "
         f"{tokens['prompt']} prompt + {tokens['completion']} completion tokens."
     )
-    console.print(f"Results: {summary['run_dir']}/dialogues.jsonl (accepted), "
-                  f"rejected.jsonl, manifest.json")
+    console.print(
+        f"Results: {summary['run_dir']}/dialogues.jsonl (accepted), "
+        f"rejected.jsonl, manifest.json"
+    )
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pipeline.cache import ResponseCache
 from pipeline.checks import DuplicateIndex, dialogue_text, run_rule_checks
 from pipeline.cultures import Registry, load_registry
 from pipeline.endpoint import Endpoint, open_endpoint
-from pipeline.errors import NormloomError
+from pipeline.errors import ConfigError, NormloomError
 from pipeline.exemplars import load_exemplars
 from pipeline.items import failed_record, finished_record, plan_items
 from pipeline.llm import LLMClient, UsageStats
@@ -179,6 +179,37 @@ def default_run_id(seeds: Path, cultures, types, per_norm, limit, model) -> str:
     return f"{Path(seeds).stem}-{digest.hexdigest()[:8]}"
 
 
+def parse_types(types: list[str] | None) -> list[DialogueType]:
+    """Turn type names into dialogue types; all three when none are given."""
+    if not types:
+        return list(DialogueType)
+    known = [t.value for t in DialogueType]
+    bad = [t for t in types if t not in known]
+    if bad:
+        raise ConfigError(
+            f"Unknown dialogue type(s) {', '.join(bad)}; expected {', '.join(known)}."
+        )
+    return [DialogueType(t) for t in types]
+
+
+def resolve_cultures(registry: Registry, cultures: list[str] | None) -> list[str]:
+    """Map culture ids or aliases to culture ids; an unknown one is a ConfigError."""
+    wanted, bad = [], []
+    for name in cultures or []:
+        culture = registry.culture(name)
+        if culture is None:
+            bad.append(name)
+        else:
+            wanted.append(culture.id)
+    if bad:
+        known = ", ".join(sorted(registry.cultures))
+        raise ConfigError(
+            f"Unknown culture(s) {', '.join(bad)}; known: {known}. Add a culture to "
+            "the registry (NORMLOOM_CULTURES_PATH) to use another one."
+        )
+    return wanted
+
+
 def select_seeds(
     seeds: list[SeedNorm], cultures: list[str] | None, limit: int | None
 ) -> list[SeedNorm]:
@@ -207,8 +238,10 @@ def _manifest(rt: Runtime, endpoint: Endpoint, seeds_path: Path, info: dict) -> 
         },
         "settings": rt.settings.public_dict(),
         "prompt_templates": template_hashes(),
-        "counts": {kind: rt.store.count(kind) for kind in
-                   ("seeds", "scenarios", "refinements", "dialogues", "rejected")},
+        "counts": {
+            kind: rt.store.count(kind)
+            for kind in ("seeds", "scenarios", "refinements", "dialogues", "rejected")
+        },
         "usage": rt.llm.stats.as_dict(),
         **info,
     }
@@ -242,14 +275,23 @@ def generate_dialogues(
     registry = load_registry(settings.cultures_path)
     seeds_path = Path(seeds)
     n = per_norm or settings.generation.per_norm
-    kinds = [DialogueType(t) for t in (types or [t.value for t in DialogueType])]
-    wanted = [registry.culture(c).id if registry.culture(c) else c for c in cultures or []]
+    kinds = parse_types(types)
+    wanted = resolve_cultures(registry, cultures)
 
     loaded = load_seeds(seeds_path, registry, skip_invalid=skip_invalid)
     chosen = select_seeds(loaded.seeds, wanted, limit_per_culture)
-    run_dir = Path(out) if out else Path("runs") / default_run_id(
-        seeds_path, wanted, [k.value for k in kinds], n, limit_per_culture,
-        settings.llm.model,
+    run_dir = (
+        Path(out)
+        if out
+        else Path("runs")
+        / default_run_id(
+            seeds_path,
+            wanted,
+            [k.value for k in kinds],
+            n,
+            limit_per_culture,
+            settings.llm.model,
+        )
     )
     store = RunStore(run_dir)
     store.write_all("seeds", chosen)
@@ -257,18 +299,28 @@ def generate_dialogues(
     todo = [i for i in items if i.id not in store.done_items()]
     logger.info(
         "%d seeds, %d items, %d already done; writing to %s",
-        len(chosen), len(items), len(items) - len(todo), run_dir,
+        len(chosen),
+        len(items),
+        len(items) - len(todo),
+        run_dir,
     )
 
     stats = UsageStats()
     with open_endpoint(settings) as endpoint:
         cache = ResponseCache(settings.llm.cache_path or run_dir / "llm_cache.sqlite")
         llm = LLMClient(
-            settings.llm, endpoint.base_url, endpoint.model,
-            cache=cache, stats=stats, llama_cpp=endpoint.embedded,
+            settings.llm,
+            endpoint.base_url,
+            endpoint.model,
+            cache=cache,
+            stats=stats,
+            llama_cpp=endpoint.embedded,
         )
         rt = Runtime(
-            settings, registry, llm, store,
+            settings,
+            registry,
+            llm,
+            store,
             load_exemplars(settings.generation.exemplar_dir),
             _rebuild_duplicates(settings, store),
         )
@@ -277,10 +329,17 @@ def generate_dialogues(
 
     summary = summarize(run_dir, stats.as_dict(), time.monotonic() - started)
     summary["run_dir"] = str(run_dir)
-    store.write_manifest(_manifest(rt, endpoint, seeds_path, {
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "summary": summary,
-    }))
+    store.write_manifest(
+        _manifest(
+            rt,
+            endpoint,
+            seeds_path,
+            {
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "summary": summary,
+            },
+        )
+    )
     create_markdown_artifact(
         key="generation-summary",
         markdown=summary_markdown(summary, run_dir),
@@ -288,7 +347,10 @@ def generate_dialogues(
     )
     logger.info(
         "%d accepted, %d rejected, %d failed in %s",
-        summary["accepted"], summary["rejected"], summary["failed"], run_dir,
+        summary["accepted"],
+        summary["rejected"],
+        summary["failed"],
+        run_dir,
     )
     return summary
 

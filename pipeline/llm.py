@@ -9,6 +9,7 @@ calls; refusals are counted.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -106,12 +107,22 @@ class UsageStats:
             }
         total = {
             key: sum(s[key] for s in stages.values())
-            for key in ("calls", "cached", "prompt_tokens", "completion_tokens", "seconds")
+            for key in (
+                "calls",
+                "cached",
+                "prompt_tokens",
+                "completion_tokens",
+                "seconds",
+            )
         }
         return {"stages": stages, "total": total}
 
 
 def _is_transient(err: BaseException) -> bool:
+    # A 200 whose body is cut off or is not JSON (a proxy's HTML page) reaches us
+    # as a decode or response-validation error: worth another attempt.
+    if isinstance(err, json.JSONDecodeError | openai.APIResponseValidationError):
+        return True
     if isinstance(err, openai.RateLimitError):
         return not _is_quota(err)
     return isinstance(
@@ -202,7 +213,9 @@ class LLMClient:
             },
         }
 
-    def _post(self, messages: list[dict], params: dict) -> tuple[str | None, str | None, object]:
+    def _post(
+        self, messages: list[dict], params: dict
+    ) -> tuple[str | None, str | None, object]:
         """Send one request with transient retries; return content, finish, usage."""
         retrying = Retrying(
             retry=retry_if_exception(_is_transient),
@@ -224,11 +237,19 @@ class LLMClient:
                     "NORMLOOM_LLM__BASE_URL / NORMLOOM_LLM__MODEL, then re-run the "
                     "same command: finished dialogues are kept."
                 ) from err
-            raise LLMTransportError(f"Rate limited after retries: {err.message}") from err
+            raise LLMTransportError(
+                f"Rate limited after retries: {err.message}"
+            ) from err
         except openai.APIStatusError as err:
             raise LLMTransportError(
                 f"The endpoint answered HTTP {err.status_code} "
                 f"after {self.settings.max_retries + 1} attempt(s)."
+            ) from err
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as err:
+            raise LLMTransportError(
+                "The endpoint answered with a body that is not an OpenAI chat "
+                f"completion ({type(err).__name__}) after "
+                f"{self.settings.max_retries + 1} attempt(s)."
             ) from err
         except openai.APIError as err:
             raise LLMTransportError(

@@ -110,7 +110,9 @@ class SeedNorm(_Record):
         default=None, description="File and line the seed was read from."
     )
 
-    @field_validator("id", "culture", "language", "category", "norm", "setting", "notes")
+    @field_validator(
+        "id", "culture", "language", "category", "norm", "setting", "notes"
+    )
     @classmethod
     def _nfc(cls, value: str | None) -> str | None:
         return nfc(value) if value is not None else None
@@ -164,7 +166,9 @@ class JudgeScores(_Record):
 
     def minimum(self) -> int:
         """Return the lowest of the three scores."""
-        return min(self.task_relevance, self.linguistic_quality, self.semantic_preservation)
+        return min(
+            self.task_relevance, self.linguistic_quality, self.semantic_preservation
+        )
 
 
 class RefinementRound(_Record):

@@ -46,9 +46,7 @@ class LLMSettings(BaseModel):
     refusal_retries: int = Field(
         default=1, description="Extra calls after the model refuses."
     )
-    concurrency: int = Field(
-        default=2, description="LLM calls in flight at once."
-    )
+    concurrency: int = Field(default=2, description="LLM calls in flight at once.")
     json_schema: bool = Field(
         default=True,
         description="Send response_format json_schema (off for servers that reject it).",
@@ -86,7 +84,9 @@ class EmbeddedSettings(BaseModel):
 class GenerationSettings(BaseModel):
     """How much to generate and how hard to refine."""
 
-    per_norm: int = Field(default=1, description="Scenarios per norm and dialogue type.")
+    per_norm: int = Field(
+        default=1, description="Scenarios per norm and dialogue type."
+    )
     min_turns: int = Field(default=5, description="Fewest turns a dialogue may have.")
     max_turns: int = Field(default=15, description="Most turns a dialogue may have.")
     refine_threshold: int = Field(
@@ -110,7 +110,8 @@ class CheckSettings(BaseModel):
         default=0.6, description="Share of a turn's letters that must be in the script."
     )
     duplicate_threshold: float = Field(
-        default=0.8, description="MinHash Jaccard estimate above which two are duplicates."
+        default=0.8,
+        description="MinHash Jaccard estimate above which two are duplicates.",
     )
     min_repeat_letters: int = Field(
         default=8, description="Turns with fewer letters may repeat earlier turns."

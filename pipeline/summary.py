@@ -32,8 +32,11 @@ def load_outcomes(run_dir: Path) -> pd.DataFrame:
 def _reason_kind(reason: str) -> str:
     """Shorten a reason to its kind: 'language: turns 1, 2 ...' -> 'language'."""
     head = reason.split(":", 2)
-    return ":".join(head[:2]) if head[0] in {"scenario", "refine", "dialogue",
-                                             "labels", "judge"} else head[0]
+    return (
+        ":".join(head[:2])
+        if head[0] in {"scenario", "refine", "dialogue", "labels", "judge"}
+        else head[0]
+    )
 
 
 def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
@@ -50,9 +53,7 @@ def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
     by_cell = by_cell[["accepted", "rejected", "failed"]]
     by_cell["acceptance"] = (by_cell["accepted"] / by_cell.sum(axis=1)).round(3)
 
-    reasons = Counter(
-        _reason_kind(r) for rs in outcomes["reasons"] for r in rs
-    )
+    reasons = Counter(_reason_kind(r) for rs in outcomes["reasons"] for r in rs)
     total = usage.get("total", {})
     completion = total.get("completion_tokens", 0)
     call_seconds = total.get("seconds", 0) or 0
@@ -69,6 +70,8 @@ def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
             for (lang, t), row in by_cell.iterrows()
         ],
         "rejection_reasons": dict(reasons.most_common()),
+        # Items given up because the model refused, by language and type.
+        "refused": _refused(outcomes),
         "tokens": {
             "prompt": total.get("prompt_tokens", 0),
             "completion": completion,
@@ -80,6 +83,15 @@ def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
         "cache_hits": total.get("cached", 0),
         "duration_s": round(seconds, 1),
     }
+
+
+def _refused(outcomes: pd.DataFrame) -> dict[str, int]:
+    refused = Counter(
+        f"{row.language}/{row.type}"
+        for row in outcomes.itertuples()
+        if row.verdict == "failed" and any(": refused:" in r for r in row.reasons)
+    )
+    return dict(sorted(refused.items()))
 
 
 def _num(value: object) -> int | float:

@@ -92,8 +92,11 @@ LINES = {
         "별말씀을, 언제든지 편하게 물어봐도 돼.",
     ],
 }
-NAMES = {"en": ("Jordan", "Professor Miller"), "zh": ("小李", "王老师"),
-         "ko": ("민지", "준호 선배")}
+NAMES = {
+    "en": ("Jordan", "Professor Miller"),
+    "zh": ("小李", "王老师"),
+    "ko": ("민지", "준호 선배"),
+}
 SITUATION = {
     "en": "Jordan is a second-year student. Professor Miller teaches the seminar. "
     "They meet in her office before the essay deadline. Jordan needs more time.",
@@ -141,27 +144,43 @@ def answer(request: dict, judge_scale: int | None = None) -> Reply:
         data = {
             "scenario": SITUATION[lang].split(".")[0][:80],
             "situation": SITUATION[lang],
-            "participants": [{"name": a, "role": "junior"}, {"name": b, "role": "senior"}],
+            "participants": [
+                {"name": a, "role": "junior"},
+                {"name": b, "role": "senior"},
+            ],
             "relation": "student and teacher",
             "setting": "an office",
         }
     elif stage == "SituationScoreReply":
-        data = {"task_relevance": 5, "linguistic_quality": 4,
-                "semantic_preservation": 5, "feedback": "Fine."}
+        data = {
+            "task_relevance": 5,
+            "linguistic_quality": 4,
+            "semantic_preservation": 5,
+            "feedback": "Fine.",
+        }
     elif stage == "RevisionReply":
         data = {"situation": SITUATION[lang]}
     elif stage == "DialogueReply":
         lines = EXTRA.get(kind, {}).get(lang) or LINES[lang]
-        data = {"turns": [{"speaker": (a, b)[i % 2], "text": t}
-                          for i, t in enumerate(lines)]}
+        data = {
+            "turns": [
+                {"speaker": (a, b)[i % 2], "text": t} for i, t in enumerate(lines)
+            ]
+        }
     elif stage == "LabelsReply":
         n = len(re.findall(r"\[\d+\]", request["messages"][-1]["content"]))
         data = {"labels": [_label(i, kind) for i in range(n)]}
     elif stage == "JudgeReply":
         scale = judge_scale or {"adherence": 5, "violation": 1, "v2r": 3}[kind]
-        data = {"consistency": 5, "naturalness": 4, "relevance": 5, "coherence": 4,
-                "emotion_appropriateness": 4, "norm_scale": scale,
-                "rationale": "Fits the norm."}
+        data = {
+            "consistency": 5,
+            "naturalness": 4,
+            "relevance": 5,
+            "coherence": 4,
+            "emotion_appropriateness": 4,
+            "norm_scale": scale,
+            "rationale": "Fits the norm.",
+        }
     else:
         return Reply(status=400, content=f"unknown schema {stage}")
     return Reply(content=json.dumps(data, ensure_ascii=False), completion_tokens=50)
@@ -175,5 +194,11 @@ def _label(i: int, kind: str) -> dict:
     else:
         stage = ARC[min(i, len(ARC) - 1)]
         norm = "violated" if stage == "violation" else "adhered"
-    return {"index": i, "norm_label": norm, "intent": "none", "emotion": "neutral",
-            "arc_stage": stage, "rationale": "Scripted label."}
+    return {
+        "index": i,
+        "norm_label": norm,
+        "intent": "none",
+        "emotion": "neutral",
+        "arc_stage": stage,
+        "rationale": "Scripted label.",
+    }

@@ -47,7 +47,13 @@ def test_flow_writes_every_file_and_accepts_valid_dialogues(model, tmp_path):
     assert {d["type"] for d in accepted} == {"adherence", "violation", "v2r"}
     v2r = next(d for d in accepted if d["type"] == "v2r")
     assert [t["labels"]["arc_stage"] for t in v2r["turns"]] == [
-        "violation", "recognition", "repair", "repair", "resolution", "resolution"]
+        "violation",
+        "recognition",
+        "repair",
+        "repair",
+        "resolution",
+        "resolution",
+    ]
     assert len(list(jsonlines.open(run / "scenarios.jsonl"))) == 9
     assert len(list(jsonlines.open(run / "refinements.jsonl"))) == 9
 
@@ -105,3 +111,39 @@ def test_api_key_never_written(model, tmp_path):
     _run(tmp_path / "run")
     for path in (tmp_path / "run").iterdir():
         assert b"sk-test-secret-0000" not in path.read_bytes(), path.name
+
+
+def test_refused_dialogue_fails_with_its_reason_and_the_rest_go_on(
+    monkeypatch, tmp_path
+):
+    from tests.fake_model import language_of, stage_of
+    from tests.scripted_server import Reply
+
+    def refuse_korean_dialogues(request):
+        if stage_of(request) == "DialogueReply" and language_of(request) == "ko":
+            return Reply(None, refusal="I can't write that conversation.")
+        return answer(request)
+
+    with ScriptedServer(responder=refuse_korean_dialogues) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        summary = _run(tmp_path / "run")
+
+    failed = [
+        d
+        for d in jsonlines.open(tmp_path / "run" / "rejected.jsonl")
+        if d["verdict"] == "failed"
+    ]
+    assert summary["accepted"] == 6 and summary["failed"] == 3
+    assert {d["language"] for d in failed} == {"ko"}
+    assert all(d["reasons"][0].startswith("dialogue: refused") for d in failed)
+    assert summary["refused"] == {"ko/adherence": 1, "ko/v2r": 1, "ko/violation": 1}
+
+
+def test_unknown_culture_or_type_is_named(model, tmp_path):
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Unknown culture.*atlantis"):
+        _run(tmp_path / "run", cultures=["us", "atlantis"])
+    with pytest.raises(ConfigError, match="Unknown dialogue type.*apology"):
+        _run(tmp_path / "run", types=["apology"])

@@ -127,6 +127,17 @@ def test_html_502_is_retried_as_transient(scripted):
     assert client(scripted).complete(MESSAGES, Verdict, stage="t").score == 4
 
 
+def test_cut_off_http_body_is_retried_then_a_transport_error(scripted):
+    cut = '{"id": "x", "object": "chat.completion", "choices": [{"ind'
+    scripted.queue(Reply(body=cut), Reply(GOOD))
+    assert client(scripted).complete(MESSAGES, Verdict, stage="t").score == 4
+
+    scripted.queue(*[Reply(body=cut)] * 3)
+    with pytest.raises(LLMTransportError, match="not an OpenAI chat completion"):
+        client(scripted).complete(MESSAGES, Verdict, stage="u")
+    assert len(scripted.requests) == 2 + 3
+
+
 def test_server_that_never_answers_fails_within_timeout_times_attempts(scripted):
     scripted.queue(*[Reply(GOOD, delay_s=30)] * 3)
     llm = LLMClient(

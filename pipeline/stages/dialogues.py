@@ -17,7 +17,7 @@ class _Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     speaker: str = Field(min_length=1, max_length=40)
-    text: str = Field(min_length=1, max_length=400)
+    text: str = Field(min_length=1, max_length=280)
 
 
 class DialogueReply(BaseModel):
@@ -54,6 +54,6 @@ def generate_dialogue(
         DialogueReply,
         stage="dialogue",
         sample=scenario.sample,
-        max_tokens=ctx.budget(70 * gen.max_turns),
+        max_tokens=ctx.budget(55 * gen.max_turns + 20),
     )
     return [Turn(speaker=t.speaker, text=t.text) for t in reply.turns]

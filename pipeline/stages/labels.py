@@ -30,7 +30,7 @@ class _Label(BaseModel):
     intent: Intent
     emotion: Emotion
     arc_stage: ArcStage | None
-    rationale: str = Field(min_length=1, max_length=240)
+    rationale: str = Field(min_length=1, max_length=140)
 
 
 class LabelsReply(BaseModel):
@@ -63,7 +63,7 @@ def label_turns(
         LabelsReply,
         stage="labels",
         sample=scenario.sample,
-        max_tokens=90 * len(turns) + 50,
+        max_tokens=70 * len(turns) + 40,
     )
     if len(reply.labels) != len(turns):
         raise LLMSchemaError(

@@ -58,9 +58,9 @@ def refine_scenario(
 ) -> Refinement:
     """Score a situation and revise it toward the closest exemplars.
 
-    Stops when every score reaches ``generation.refine_threshold`` or after
-    ``generation.refine_rounds`` revisions. Every round is kept, the unrevised
-    situation as round 0.
+    The unrevised situation is scored as round 0. It is then revised at least
+    once, and again while a score is below ``generation.refine_threshold``, for at
+    most ``generation.refine_rounds`` revisions. Every round is kept.
     """
     gen = ctx.settings.generation
     exemplars = closest_exemplars(pool, seed, scenario.type, gen.exemplars)
@@ -70,8 +70,10 @@ def refine_scenario(
     scores = _score(scenario, seed, situation, ctx, 0)
     rounds = [RefinementRound(round=0, situation=situation, scores=_plain(scores))]
 
+    # Round 0 only measures the unrevised situation; at least one revision toward
+    # the exemplars follows, then more while a score stays below the threshold.
     for n in range(1, gen.refine_rounds + 1):
-        if scores.minimum() >= gen.refine_threshold or not exemplars:
+        if n > 1 and scores.minimum() >= gen.refine_threshold:
             break
         messages = render(
             "refine_revise",

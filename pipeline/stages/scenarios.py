@@ -52,7 +52,9 @@ def generate_scenario(item: WorkItem, ctx: StageContext) -> Scenario:
         sample=item.sample,
         scenario=reply.scenario,
         situation=reply.situation,
-        participants=[Participant(name=p.name, role=p.role) for p in reply.participants],
+        participants=[
+            Participant(name=p.name, role=p.role) for p in reply.participants
+        ],
         relation=reply.relation,
         setting=reply.setting,
     )
