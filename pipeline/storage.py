@@ -61,6 +61,9 @@ class RunStore:
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         for name in FILES.values():
+            # Every file exists from the start: an empty dialogues.jsonl says
+            # "nothing accepted yet", a missing one would look like a broken run.
+            (self.dir / name).touch()
             repair_tail(self.dir / name)
         self._ids = {
             kind: {self._key(kind, row) for row in read_jsonl(self.path(kind))}

@@ -201,8 +201,13 @@ def test_labels_must_match_the_turn_count(scripted, ctx):
         ]
     }
     scripted.queue(*[json.dumps(one)] * 3)
-    with pytest.raises(LLMSchemaError, match="Expected 2 turn labels, got 1"):
+    with pytest.raises(LLMSchemaError, match="'labels'.* at least 2 items"):
         label_turns(turns, scenario, SEED, ctx)
+    sent = scripted.requests[-1]["response_format"]["json_schema"]["schema"]
+    assert (
+        sent["properties"]["labels"]["minItems"],
+        sent["properties"]["labels"]["maxItems"],
+    ) == (2, 2)
 
 
 def test_label_outside_the_label_set_is_a_schema_error(scripted, ctx):

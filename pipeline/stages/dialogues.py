@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from functools import cache
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from pipeline.prompts import render
 from pipeline.schemas import Scenario, SeedNorm, Turn
 from pipeline.stages import StageContext
 
-# Hard bounds of the reply schema; the configured range is enforced by the checks,
-# so that a dialogue of the wrong length is kept as rejected rather than lost.
+# The most turns any dialogue may have, whatever the settings say.
 MAX_TURNS = 20
 
 
@@ -26,6 +27,19 @@ class DialogueReply(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     turns: list[_Turn] = Field(min_length=2, max_length=MAX_TURNS)
+
+
+@cache
+def dialogue_reply(min_turns: int, max_turns: int) -> type[DialogueReply]:
+    """Return the reply model bounded to the configured number of turns.
+
+    A server that enforces the schema cannot stop early or run on; for one that
+    does not, a reply out of range is a schema error and is asked for again.
+    """
+    bounds = Field(min_length=max(min_turns, 1), max_length=min(max_turns, MAX_TURNS))
+    return create_model(
+        "DialogueReply", __base__=DialogueReply, turns=(list[_Turn], bounds)
+    )
 
 
 def generate_dialogue(
@@ -51,7 +65,7 @@ def generate_dialogue(
     )
     reply = ctx.llm.complete(
         messages,
-        DialogueReply,
+        dialogue_reply(gen.min_turns, gen.max_turns),
         stage="dialogue",
         sample=scenario.sample,
         max_tokens=ctx.budget(55 * gen.max_turns + 20),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from functools import cache
 
-from pipeline.errors import LLMSchemaError
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
 from pipeline.prompts import render
 from pipeline.schemas import (
     ArcStage,
@@ -41,14 +42,23 @@ class LabelsReply(BaseModel):
     labels: list[_Label] = Field(min_length=1, max_length=MAX_TURNS)
 
 
+@cache
+def labels_reply(turns: int) -> type[LabelsReply]:
+    """Return the reply model that holds exactly one label per turn."""
+    exact = Field(min_length=turns, max_length=turns)
+    return create_model(
+        "LabelsReply", __base__=LabelsReply, labels=(list[_Label], exact)
+    )
+
+
 def label_turns(
     turns: list[Turn], scenario: Scenario, seed: SeedNorm, ctx: StageContext
 ) -> list[LabelledTurn]:
     """Label each turn of a dialogue.
 
     Raises:
-        LLMSchemaError: The labeller returned a different number of labels than
-            there are turns, even after the allowed retries.
+        LLMSchemaError: The labeller did not return exactly one label per turn,
+            even after the allowed retries.
     """
     messages = render(
         "labels",
@@ -60,16 +70,11 @@ def label_turns(
     )
     reply = ctx.llm.complete(
         messages,
-        LabelsReply,
+        labels_reply(len(turns)),
         stage="labels",
         sample=scenario.sample,
         max_tokens=70 * len(turns) + 40,
     )
-    if len(reply.labels) != len(turns):
-        raise LLMSchemaError(
-            f"Expected {len(turns)} turn labels, got {len(reply.labels)}."
-        )
-
     v2r = scenario.type is DialogueType.V2R
     return [
         LabelledTurn(
