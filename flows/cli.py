@@ -12,11 +12,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from pipeline.errors import NormloomError
 
 app = typer.Typer(help="Seed social norms in, multilingual norm dialogues out.")
 console = Console()
+SHOW_SKIPPED = 20
 
 
 def _register_groups() -> None:
@@ -43,13 +45,17 @@ def _watch(run_dir: Path, total: int, stop: threading.Event) -> None:
     ]
     with Progress(*columns, console=console, transient=True) as progress:
         bar = progress.add_task("dialogues", total=total)
-        start = None
         while not stop.wait(1.0):
             done = _count_lines(run_dir / "dialogues.jsonl") + _count_lines(
                 run_dir / "rejected.jsonl"
             )
-            start = done if start is None else start
             progress.update(bar, completed=done)
+
+
+def _say(label: str, style: str, message: object) -> None:
+    """Print one message; its text is data (seed cells, paths), never markup."""
+    # No wrapping: a path or a line of the seed file is copied from here.
+    console.print(Text.assemble((f"{label}: ", style), str(message)), soft_wrap=True)
 
 
 def _summary_table(summary: dict) -> Table:
@@ -79,10 +85,11 @@ def generate(
         typer.Option(help="Dialogue type: adherence, violation or v2r (repeatable)."),
     ] = None,
     per_norm: Annotated[
-        int | None, typer.Option(help="Scenarios per norm and type.")
+        int | None, typer.Option(min=1, help="Scenarios per norm and type.")
     ] = None,
     limit_per_culture: Annotated[
-        int | None, typer.Option(help="Use at most this many norms per culture.")
+        int | None,
+        typer.Option(min=1, help="Use at most this many norms per culture."),
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (default runs/<name>-<hash>).")
@@ -117,12 +124,14 @@ def generate(
         kinds = [t.value for t in parse_types(types)]
         loaded = load_seeds(seeds, registry, skip_invalid=skip_invalid)
     except (NormloomError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
+        _say("error", "red", err)
         raise typer.Exit(2) from err
-    for problem in loaded.skipped:
-        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    for problem in loaded.skipped[:SHOW_SKIPPED]:
+        _say("skipped", "yellow", problem)
+    if len(loaded.skipped) > SHOW_SKIPPED:
+        _say("skipped", "yellow", f"... and {len(loaded.skipped) - SHOW_SKIPPED} more")
 
-    n = per_norm or settings.generation.per_norm
+    n = per_norm if per_norm is not None else settings.generation.per_norm
     run_dir = out or Path("runs") / default_run_id(
         seeds, wanted, kinds, n, limit_per_culture, settings.llm.model
     )
@@ -143,15 +152,18 @@ def generate(
             skip_invalid=skip_invalid,
         )
     except NormloomError as err:
-        console.print(f"[red]error:[/red] {err}", highlight=False)
+        _say("error", "red", err)
         raise typer.Exit(1) from err
     finally:
         stop.set()
         watcher.join()
 
+    # Every item failing means the endpoint, not the data, is at fault: a script
+    # running this on a schedule must see it.
+    outage = summary["items"] > 0 and summary["failed"] == summary["items"]
     if as_json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
-        return
+        raise typer.Exit(1 if outage else 0)
     console.print(_summary_table(summary))
     tokens = summary["tokens"]
     console.print(
@@ -161,9 +173,19 @@ def generate(
         f"{tokens['prompt']} prompt + {tokens['completion']} completion tokens."
     )
     console.print(
-        f"Results: {summary['run_dir']}/dialogues.jsonl (accepted), "
-        f"rejected.jsonl, manifest.json"
+        Text(
+            f"Results: {summary['run_dir']}/dialogues.jsonl (accepted), "
+            "rejected.jsonl (with reasons), manifest.json"
+        )
     )
+    if outage:
+        _say(
+            "error",
+            "red",
+            "every item failed; see the reasons in rejected.jsonl (is the endpoint "
+            "up?). Re-run the same command to retry them.",
+        )
+        raise typer.Exit(1)
 
 
 def main() -> None:
@@ -171,9 +193,10 @@ def main() -> None:
     # Prefect's telemetry heartbeat races the temporary server's SQLite database on
     # start-up and prints a spurious error; normloom has nothing to report anyway.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    _register_groups()
     app()
 
+
+_register_groups()
 
 if __name__ == "__main__":
     main()

@@ -22,7 +22,7 @@ from pipeline.cultures import Registry, load_registry
 from pipeline.endpoint import Endpoint, open_endpoint
 from pipeline.errors import ConfigError, NormloomError
 from pipeline.exemplars import load_exemplars
-from pipeline.items import failed_record, finished_record, plan_items
+from pipeline.items import failed_record, finished_record, plan_items, should_retry
 from pipeline.llm import LLMClient, UsageStats
 from pipeline.prompts import template_hashes
 from pipeline.schemas import (
@@ -184,6 +184,7 @@ def parse_types(types: list[str] | None) -> list[DialogueType]:
     if not types:
         return list(DialogueType)
     known = [t.value for t in DialogueType]
+    types = [t.strip().lower() for t in types]
     bad = [t for t in types if t not in known]
     if bad:
         raise ConfigError(
@@ -274,7 +275,7 @@ def generate_dialogues(
     settings = Settings()
     registry = load_registry(settings.cultures_path)
     seeds_path = Path(seeds)
-    n = per_norm or settings.generation.per_norm
+    n = per_norm if per_norm is not None else settings.generation.per_norm
     kinds = parse_types(types)
     wanted = resolve_cultures(registry, cultures)
 
@@ -295,13 +296,16 @@ def generate_dialogues(
     )
     store = RunStore(run_dir)
     store.write_all("seeds", chosen)
+    retried = store.drop("rejected", should_retry)
     items = plan_items(chosen, kinds, n)
     todo = [i for i in items if i.id not in store.done_items()]
     logger.info(
-        "%d seeds, %d items, %d already done; writing to %s",
+        "%d seeds, %d items, %d already done, %d retried after endpoint "
+        "failures; writing to %s",
         len(chosen),
         len(items),
         len(items) - len(todo),
+        retried,
         run_dir,
     )
 

@@ -36,14 +36,19 @@ class RowProblem:
 class SeedError(NormloomError):
     """A seed file holds one or more bad rows; every one is listed."""
 
-    def __init__(self, problems: list[RowProblem]):
+    def __init__(self, problems: list[RowProblem], none_usable: bool = False):
         self.problems = problems
         shown = "\n".join(f"  - {p}" for p in problems[:50])
         more = len(problems) - 50
         tail = f"\n  ... and {more} more" if more > 0 else ""
+        hint = (
+            "No row is usable, so nothing can be generated; fix these rows."
+            if none_usable
+            else "Fix these rows, or pass --skip-invalid to generate from the valid "
+            "rows only."
+        )
         super().__init__(
-            f"{len(problems)} problem(s) in seed input:\n{shown}{tail}\n"
-            "Fix these rows, or pass --skip-invalid to generate from the valid rows only."
+            f"{len(problems)} problem(s) in seed input:\n{shown}{tail}\n{hint}"
         )
 
 

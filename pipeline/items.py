@@ -85,3 +85,17 @@ def _identity(item: WorkItem) -> dict:
         "sample": item.sample,
         "norm": item.seed.norm,
     }
+
+
+# Failures that say nothing about the item itself: the endpoint was down, slow or
+# out of quota. A re-run tries such items again; every other outcome stands.
+RETRYABLE_KINDS = ("transport", "quota")
+
+
+def should_retry(row: dict) -> bool:
+    """Tell whether a finished row failed only because the endpoint did."""
+    if row.get("verdict") != "failed":
+        return False
+    return any(
+        f": {kind}: " in r for r in row.get("reasons", []) for kind in RETRYABLE_KINDS
+    )

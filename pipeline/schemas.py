@@ -102,8 +102,8 @@ class SeedNorm(_Record):
     culture: Text
     language: Text
     category: Text
-    norm: Text
-    setting: str | None = None
+    norm: Text = Field(max_length=2000)
+    setting: str | None = Field(default=None, max_length=2000)
     roles: list[str] = Field(default_factory=list)
     notes: str | None = None
     source: str | None = Field(

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -118,7 +119,7 @@ def load_seeds(
             RowProblem(file, 1, "(file)", "the file holds no seed rows, only a header")
         )
     if problems and (not skip_invalid or not seeds):
-        raise SeedError(problems)
+        raise SeedError(problems, none_usable=skip_invalid)
 
     if problems:
         logger.warning(
@@ -220,7 +221,12 @@ def _parse_csv(text: str, file: str, delimiter: str | None) -> _Parsed:
     for i, name in enumerate(header):
         if name in index:
             parsed.problems.append(
-                RowProblem(file, 1, name, "the column appears twice; the first is used")
+                RowProblem(
+                    file,
+                    1,
+                    name,
+                    "the column appears twice; remove one (with --skip-invalid the first is used)",
+                )
             )
         elif name:
             index[name] = i
@@ -249,8 +255,7 @@ def _parse_csv(text: str, file: str, delimiter: str | None) -> _Parsed:
             continue
         if not any(c.strip() for c in cells):
             continue
-        extra = [c for c in cells[len(header) :] if c.strip()]
-        if extra:
+        if len(cells) > len(header):
             parsed.problems.append(
                 RowProblem(
                     file,
@@ -333,12 +338,15 @@ def _check_rows(
     problems = list(parsed.problems)
     first_line: dict[str, int] = {}
 
+    # A row whose cells did not split cleanly is never used, even if its fields
+    # happen to look valid: they may hold each other's text.
+    broken = {p.line for p in parsed.problems if p.field == "(row)"}
     for line, raw in parsed.rows:
         seed, row_problems = _check_row(
             line, raw, path, registry, parsed.missing, first_line
         )
         problems.extend(row_problems)
-        if seed is not None and not row_problems:
+        if seed is not None and not row_problems and line not in broken:
             seeds.append(seed)
 
     problems.sort(key=lambda p: (p.line, _FIELD_ORDER.get(p.field, -1)))
@@ -365,7 +373,7 @@ def _check_row(
         value, error = _as_text(raw.get(name))
         if error:
             problem(name, error)
-        elif not value and name in REQUIRED and name not in missing:
+        elif not _visible(value) and name in REQUIRED and name not in missing:
             problem(name, f"required field '{name}' is empty or missing")
         values[name] = value
     roles, error = _as_roles(raw.get("roles"))
@@ -467,7 +475,23 @@ def _as_text(value: object) -> tuple[str, str | None]:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return "", f"expected text, got {type(value).__name__}"
     text = re.sub(r"\r\n?", "\n", str(value))
+    control = next((ch for ch in text if _is_control(ch)), None)
+    if control is not None:
+        return "", (
+            f"contains the control character U+{ord(control):04X}; remove it "
+            "(only line breaks and tabs are allowed in text)"
+        )
     return nfc(text), None
+
+
+def _is_control(ch: str) -> bool:
+    """Tell whether a character is a control character, not a line break or tab."""
+    return unicodedata.category(ch) == "Cc" and ch not in "\n\t"
+
+
+def _visible(text: str) -> bool:
+    """Tell whether text holds anything but spaces and invisible format marks."""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 def _as_roles(value: object) -> tuple[list[str], str | None]:

@@ -85,7 +85,7 @@ class GenerationSettings(BaseModel):
     """How much to generate and how hard to refine."""
 
     per_norm: int = Field(
-        default=1, description="Scenarios per norm and dialogue type."
+        default=1, ge=1, description="Scenarios per norm and dialogue type."
     )
     min_turns: int = Field(default=5, description="Fewest turns a dialogue may have.")
     max_turns: int = Field(default=15, description="Most turns a dialogue may have.")

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jsonlines
@@ -110,6 +110,20 @@ class RunStore:
         tmp.replace(self.path(kind))
         with self._lock:
             self._ids[kind] = {self._key(kind, r.model_dump()) for r in records}
+
+    def drop(self, kind: str, unwanted: Callable[[dict], bool]) -> int:
+        """Rewrite a file without the rows ``unwanted`` picks; return how many went."""
+        with self._lock:
+            rows = list(read_jsonl(self.path(kind)))
+            kept = [r for r in rows if not unwanted(r)]
+            if len(kept) == len(rows):
+                return 0
+            tmp = self.path(kind).with_suffix(".tmp")
+            with jsonlines.open(tmp, mode="w", dumps=_dumps) as writer:
+                writer.write_all(kept)
+            tmp.replace(self.path(kind))
+            self._ids[kind] = {self._key(kind, r) for r in kept}
+        return len(rows) - len(kept)
 
     def count(self, kind: str) -> int:
         """Return the number of records in a file."""

@@ -66,7 +66,12 @@ def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
         if len(outcomes)
         else 0.0,
         "by_language_type": [
-            {"language": lang, "type": t, **{k: _num(v) for k, v in row.items()}}
+            {
+                "language": lang,
+                "type": t,
+                **{v: int(row[v]) for v in ("accepted", "rejected", "failed")},
+                "acceptance": float(row["acceptance"]),
+            }
             for (lang, t), row in by_cell.iterrows()
         ],
         "rejection_reasons": dict(reasons.most_common()),
@@ -92,10 +97,6 @@ def _refused(outcomes: pd.DataFrame) -> dict[str, int]:
         if row.verdict == "failed" and any(": refused:" in r for r in row.reasons)
     )
     return dict(sorted(refused.items()))
-
-
-def _num(value: object) -> int | float:
-    return float(value) if isinstance(value, float) else int(value)
 
 
 def summary_markdown(summary: dict, run_dir: Path) -> str:

@@ -43,6 +43,15 @@ def test_flow_writes_every_file_and_accepts_valid_dialogues(model, tmp_path):
     accepted = list(jsonlines.open(run / "dialogues.jsonl"))
     assert summary["items"] == 9  # 3 norms x 3 types
     assert summary["accepted"] == len(accepted) == 9
+    assert {
+        (r["language"], r["type"], r["accepted"], r["acceptance"])
+        for r in summary["by_language_type"]
+    } == {
+        (lang, t, 1, 1.0)
+        for lang in ("en", "zh", "ko")
+        for t in ("adherence", "violation", "v2r")
+    }
+    assert all(type(r["accepted"]) is int for r in summary["by_language_type"])
     assert {d["language"] for d in accepted} == {"en", "zh", "ko"}
     assert {d["type"] for d in accepted} == {"adherence", "violation", "v2r"}
     v2r = next(d for d in accepted if d["type"] == "v2r")
@@ -147,3 +156,33 @@ def test_unknown_culture_or_type_is_named(model, tmp_path):
         _run(tmp_path / "run", cultures=["us", "atlantis"])
     with pytest.raises(ConfigError, match="Unknown dialogue type.*apology"):
         _run(tmp_path / "run", types=["apology"])
+
+
+def test_items_that_failed_on_the_endpoint_are_retried_by_a_rerun(
+    monkeypatch, tmp_path
+):
+    from tests.fake_model import language_of, stage_of
+    from tests.scripted_server import Reply
+
+    down = {"ko": True}
+
+    def flaky(request):
+        if (
+            down["ko"]
+            and language_of(request) == "ko"
+            and stage_of(request) == "DialogueReply"
+        ):
+            return Reply(status=503)
+        return answer(request)
+
+    with ScriptedServer(responder=flaky) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        monkeypatch.setenv("NORMLOOM_LLM__MAX_RETRIES", "0")
+        first = _run(tmp_path / "run")
+        down["ko"] = False
+        second = _run(tmp_path / "run")
+
+    assert (first["accepted"], first["failed"]) == (6, 3)
+    assert (second["accepted"], second["failed"], second["items"]) == (9, 0, 9)
+    assert list(jsonlines.open(tmp_path / "run" / "rejected.jsonl")) == []

@@ -262,3 +262,70 @@ def test_starter_seeds_load() -> None:
 
     assert len(seeds) == 72
     assert {s.culture for s in seeds} <= {"us", "cn", "kr"}
+
+
+def test_row_with_too_many_cells_is_never_used(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "spill.csv",
+        [
+            HEADER,
+            "a1,us,en,request,Ask, politely,office,a|b,note",
+            "a2,us,en,request,Ask, politely.,,,",
+            "a3,us,en,request,Ask politely.,office,a|b,note",
+        ],
+    )
+
+    loaded = load_seeds(path, skip_invalid=True)
+
+    assert [s.id for s in loaded.seeds] == ["a3"]
+    assert {(p.line, p.field) for p in loaded.skipped} == {(2, "(row)"), (3, "(row)")}
+    assert "9 cells but the header has 8" in str(loaded.skipped[0])
+
+
+def test_invisible_control_and_overlong_text_is_refused(tmp_path: Path) -> None:
+    rows = [
+        {
+            "id": "z1",
+            "culture": "us",
+            "language": "en",
+            "category": "thanks",
+            "norm": "\u200b\u200c\u2060",
+        },
+        {
+            "id": "z2",
+            "culture": "us",
+            "language": "en",
+            "category": "thanks",
+            "norm": "Say thanks\x00 twice.",
+        },
+        {
+            "id": "z3",
+            "culture": "us",
+            "language": "en",
+            "category": "thanks",
+            "norm": "Thank people. " * 200,
+        },
+        {
+            "id": "ok",
+            "culture": "us",
+            "language": "en",
+            "category": "thanks",
+            "norm": "Thank the host\tat the door.",
+        },
+    ]
+    path = _write(tmp_path, "odd.jsonl", [json.dumps(r) for r in rows])
+
+    with pytest.raises(SeedError) as err:
+        load_seeds(path)
+
+    problems = _problems(err)
+    assert set(problems) == {(1, "norm"), (2, "norm"), (3, "norm")}
+    assert "empty" in problems[(1, "norm")]
+    assert "U+0000" in problems[(2, "norm")]
+    assert "2000" in problems[(3, "norm")]
+    assert "--skip-invalid" in str(err.value)
+    with pytest.raises(SeedError, match="No row is usable"):
+        load_seeds(
+            _write(tmp_path, "bad.jsonl", [json.dumps(rows[0])]), skip_invalid=True
+        )
