@@ -15,7 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/normloom generate --seeds data/seeds/demo.jsonl --out runs/demo
+	NORMLOOM_GENERATION__MAX_TURNS=8 NORMLOOM_GENERATION__REFINE_ROUNDS=1 \
+		$(BIN)/normloom generate --seeds data/seeds/demo.jsonl --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
