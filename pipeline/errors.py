@@ -92,3 +92,7 @@ class LLMRefusalError(LLMError):
     """The model refused the request."""
 
     kind = "refused"
+
+
+class ReleaseError(NormloomError):
+    """A release cannot be built, written or pushed from the given runs."""

@@ -125,6 +125,35 @@ class CheckSettings(BaseModel):
     judge: bool = Field(default=True, description="Run the LLM judge at all.")
 
 
+class ReleaseSettings(BaseModel):
+    """Where releases go, how they are split, licensed and pushed to the Hub."""
+
+    out_dir: Path = Field(
+        default=Path("releases"), description="Directory of the versioned releases."
+    )
+    train: float = Field(
+        default=0.8, ge=0, le=1, description="Share of norms in train."
+    )
+    validation: float = Field(
+        default=0.1, ge=0, le=1, description="Share of norms in validation."
+    )
+    test: float = Field(default=0.1, ge=0, le=1, description="Share of norms in test.")
+    license: str = Field(
+        default="cc-by-4.0", description="License id written in the dataset card."
+    )
+    hub_token: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Hugging Face token for --push-to-hub. Unset: huggingface_hub's own "
+            "(HF_TOKEN, or the token `hf auth login` saved)."
+        ),
+    )
+
+    def ratios(self) -> dict[str, float]:
+        """Return the split shares by split name."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+
 class Settings(BaseSettings):
     """normloom's settings."""
 
@@ -139,6 +168,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = Field(default_factory=EmbeddedSettings)
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
+    release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     cultures_path: Path | None = Field(
         default=None,
         description="Extra cultures and languages (JSON) merged over the built-in ones.",
@@ -148,4 +178,5 @@ class Settings(BaseSettings):
         """Return the settings as plain data with every secret removed."""
         data = self.model_dump(mode="json")
         data["llm"].pop("api_key", None)
+        data["release"].pop("hub_token", None)
         return data
