@@ -23,8 +23,11 @@ SHOW_SKIPPED = 20
 
 def _register_groups() -> None:
     from flows.cli_llm import app as llm_app
+    from flows.cli_release import publish, serve
 
     app.add_typer(llm_app, name="llm", help="Run the embedded llama.cpp server.")
+    app.command()(publish)
+    app.command()(serve)
 
 
 def _count_lines(path: Path) -> int:

@@ -98,12 +98,12 @@ def write_changelog(meta: dict, out: Path) -> str:
 
 
 @task(name="push-to-hub", **TASK)
-def push_to_hub_task(directory: Path, repo: str, version: str) -> str:
+def push_to_hub_task(directory: Path, repo: str, version: str) -> dict:
     """Push the release to the Hub, or say clearly why not."""
     result = push_release(directory, repo, version, Settings().release.hub_token)
     logger = get_run_logger()
     (logger.info if result.pushed else logger.warning)(result.message)
-    return result.message
+    return {"pushed": result.pushed, "message": result.message, "url": result.url}
 
 
 def _publish_artifacts(stats: ReleaseStats, version: str, final: Path) -> None:

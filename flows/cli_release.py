@@ -1,0 +1,136 @@
+"""``normloom publish`` and ``normloom serve``: releases and scheduled runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pipeline.errors import NormloomError
+from pipeline.schedule import DEFAULT_CONFIG
+
+console = Console()
+
+
+def _say(label: str, style: str, message: object) -> None:
+    console.print(Text.assemble((f"{label}: ", style), str(message)), soft_wrap=True)
+
+
+def publish(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR...", help="Run directories to publish together."
+        ),
+    ],
+    version: Annotated[
+        str | None,
+        typer.Option(help="Release version; default: the next minor (0.1.0 first)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Releases directory (default: setting release.out_dir)."),
+    ] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="REPO",
+            help="Also push to this Hub dataset repo (owner/name); needs HF_TOKEN.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON.")
+    ] = False,
+) -> None:
+    """Publish runs as a versioned dataset release with card, plots and changelog.
+
+    Splits are by norm; human labels from collect-annotations replace the LLM's
+    where annotators answered.
+    """
+    from flows.publish import publish_dataset
+
+    try:
+        with console.status("Publishing", spinner="dots"):
+            result = publish_dataset(
+                run_dirs=[str(d) for d in run_dirs],
+                version=version,
+                out=str(out) if out else None,
+                push_to_hub=push_to_hub,
+            )
+    except NormloomError as err:
+        _say("error", "red", err)
+        raise typer.Exit(1) from err
+    if as_json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+
+    table = Table(title=f"normloom release {result['version']}")
+    table.add_column("split")
+    table.add_column("dialogues", justify="right")
+    for split, n in result["splits"].items():
+        table.add_row(split, str(n))
+    console.print(table)
+    console.print(Text(f"Release: {result['path']}"))
+    console.print(Text(f"Card: {result['card']}"))
+    console.print(Text(f"Report: {result['report']}"))
+    push = result["push"]
+    if push is not None:
+        _say(
+            "pushed" if push["pushed"] else "skipped",
+            "green" if push["pushed"] else "yellow",
+            push["message"],
+        )
+
+
+def serve(
+    config: Annotated[
+        Path, typer.Option(help="Run config: schedules and parameters (TOML).")
+    ] = DEFAULT_CONFIG,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="List the deployments the config makes; serve nothing."),
+    ] = False,
+) -> None:
+    """Serve the scheduled deployments of the four flows against a Prefect server.
+
+    Needs PREFECT_API_URL (see `prefect server start`); runs until interrupted, and
+    each scheduled or triggered run executes in this process's machine.
+    """
+    from flows.deployments import build_deployments, require_server, serve_config
+    from pipeline.schedule import load_run_config
+
+    try:
+        if dry_run:
+            deployments = build_deployments(load_run_config(config))
+        else:
+            require_server()
+            load_run_config(config)
+    except NormloomError as err:
+        _say("error", "red", err)
+        raise typer.Exit(2) from err
+    if dry_run:
+        table = Table(title=f"deployments in {config}")
+        for column in ("deployment", "schedule", "parameters"):
+            table.add_column(column)
+        for d in deployments:
+            crons = ", ".join(
+                f"{s.schedule.cron} {s.schedule.timezone}" for s in d.schedules or []
+            )
+            table.add_row(
+                f"{d.flow_name}/{d.name}",
+                crons or "on demand",
+                json.dumps(d.parameters, ensure_ascii=False),
+            )
+        console.print(table)
+        return
+    try:
+        serve_config(config)
+    except NormloomError as err:
+        _say("error", "red", err)
+        raise typer.Exit(2) from err
