@@ -146,6 +146,16 @@ def agreement_tables(stats: ReleaseStats) -> str:
     return "\n".join(parts).strip()
 
 
+def _missing_splits(splits: list[str]) -> str:
+    missing = [s for s in ("train", "validation", "test") if s not in splits]
+    if not missing:
+        return ""
+    return (
+        f" No norm fell in {' or '.join(missing)}, so the release has no such split "
+        "(too few norms for the split ratios)."
+    )
+
+
 def render_card(
     stats: ReleaseStats,
     version: str,
@@ -182,7 +192,8 @@ def render_card(
         "",
         "## Counts",
         "",
-        "Splits are by norm: every dialogue of a norm is in the same split.",
+        "Splits are by norm: every dialogue of a norm is in the same split."
+        + _missing_splits(splits),
         "",
         markdown_table(counts, list(COUNT_COLUMNS.values())),
         "",
@@ -246,7 +257,7 @@ def render_card(
         "",
         "## Source runs",
         "",
-        *(f"- `{run}`" for run in runs),
+        *(f"- `{Path(run).name}`" for run in runs),
         "",
     ]
     return "\n".join(sections)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402 - after the backend is chosen
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.release_stats import ReleaseStats  # noqa: E402
 
@@ -77,6 +78,7 @@ def plot_labels(stats: ReleaseStats, path: Path) -> Path:
         ax.invert_yaxis()
         ax.set_title(label)
         ax.set_xlabel("turns")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.axes[0].legend(title="label source")
     fig.suptitle("Turn labels")
     fig.tight_layout()
@@ -97,6 +99,7 @@ def plot_judge(stats: ReleaseStats, path: Path) -> Path:
         ax.set_title(axis)
         ax.set_xlabel("score")
         ax.set_ylabel("dialogues")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle("LLM judge scores of the released dialogues")
     fig.tight_layout()
     return _save(fig, path)
@@ -114,10 +117,10 @@ def plot_refinement(stats: ReleaseStats, path: Path) -> Path:
     ax.bar(x - 0.2, frame["before"], width=0.4, label="round 0", color="#bbbbbb")
     ax.bar(x + 0.2, frame["after"], width=0.4, label="final round", color="#1b9e77")
     ax.set_xticks(x, frame["axis"])
-    ax.set_ylim(0, 5.2)
+    ax.set_ylim(0, 6)
     ax.set_ylabel("mean score (1-5)")
     ax.set_title(f"Situation scores before and after refinement (n={frame['n'][0]})")
-    ax.legend()
+    ax.legend(loc="upper center", ncols=2)
     return _save(fig, path)
 
 
