@@ -44,6 +44,9 @@ def publish(
             help="Also push to this Hub dataset repo (owner/name); needs HF_TOKEN.",
         ),
     ] = None,
+    only_if_changed: Annotated[
+        bool, typer.Option(help="Make no release if nothing changed since the last.")
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as JSON.")
     ] = False,
@@ -62,12 +65,16 @@ def publish(
                 version=version,
                 out=str(out) if out else None,
                 push_to_hub=push_to_hub,
+                only_if_changed=only_if_changed,
             )
     except NormloomError as err:
         _say("error", "red", err)
         raise typer.Exit(1) from err
     if as_json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    if result["version"] is None:
+        _say("unchanged", "yellow", result["message"])
         return
 
     table = Table(title=f"normloom release {result['version']}")
@@ -99,8 +106,8 @@ def serve(
 ) -> None:
     """Serve the scheduled deployments of the four flows against a Prefect server.
 
-    Needs PREFECT_API_URL (see `prefect server start`); runs until interrupted, and
-    each scheduled or triggered run executes in this process's machine.
+    Needs PREFECT_API_URL (see `prefect server start`). Runs until interrupted;
+    every scheduled or triggered run is executed by this process, on this machine.
     """
     from flows.deployments import build_deployments, require_server, serve_config
     from pipeline.schedule import load_run_config

@@ -18,9 +18,11 @@ from pipeline.release import (
     check_ratios,
     list_releases,
     release_dir,
+    rows_digest,
     save_release,
     split_rows,
     to_dataset_dict,
+    unchanged_since,
     write_metadata,
 )
 from pipeline.release_rows import RunData, build_rows, load_run
@@ -79,9 +81,9 @@ def write_card(
     plots: dict[str, Path],
     directory: Path,
     runs: list[str],
+    license_id: str,
 ) -> Path:
     """Write the dataset card, README.md with the Hub's YAML header."""
-    license_id = Settings().release.license
     card = render_card(stats, version, written, plots, license_id, runs)
     path = directory / "README.md"
     path.write_text(card, "utf-8")
@@ -133,6 +135,7 @@ def publish_dataset(
     version: str | None = None,
     out: str | None = None,
     push_to_hub: str | None = None,
+    only_if_changed: bool = False,
 ) -> dict:
     """Publish runs as a versioned release: splits, card, plots, report, changelog.
 
@@ -144,27 +147,40 @@ def publish_dataset(
         out: Directory of the releases (default the setting release.out_dir).
         push_to_hub: A Hub dataset repo (owner/name) to push the release to; skipped,
             with a warning, when no token is set.
+        only_if_changed: Make no release when the rows are those of the latest one
+            (for schedules: an idle week adds no release).
     """
     settings = Settings()
     out_dir = Path(out) if out else settings.release.out_dir
     version, final = release_dir(out_dir, version)
-    ratios = check_ratios(settings.release.ratios())
+    runs = load_runs(run_dirs)
+    splits = split_dialogues(runs, check_ratios(settings.release.ratios()))
+
+    digest = rows_digest(splits)
+    latest = unchanged_since(out_dir, digest) if only_if_changed else None
+    if latest is not None:
+        message = f"Nothing changed since release {latest}; no new release made."
+        get_run_logger().info(message)
+        return {"version": None, "unchanged_since": latest, "message": message}
+
     # Built beside its final place and moved there at the end, so that a failed
     # publish leaves no half release behind to block the version.
     work = out_dir / f".{version}.partial"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-
-    runs = load_runs(run_dirs)
-    splits = split_dialogues(runs, ratios)
     written = save_splits(splits, work)
 
     stats = compute_stats({k: v for k, v in splits.items() if v}, runs)
     plots = draw_plots(stats, work)
     run_names = [str(r.path) for r in runs]
-    write_card(stats, version, written, plots, work, run_names)
+    write_card(
+        stats, version, written, plots, work, run_names, settings.release.license
+    )
     meta = write_metadata(
-        work, version, {k: splits[k] for k in written}, {"runs": run_names}
+        work,
+        version,
+        {k: splits[k] for k in written},
+        {"runs": run_names, "rows_sha256": digest},
     )
 
     work.rename(final)

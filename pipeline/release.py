@@ -28,7 +28,8 @@ from pipeline.release_rows import (
 # Every file a release reads is local; the library must not look for a Hub copy.
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from datasets import (  # noqa: E402 - the offline switch is read at import
+import datasets  # noqa: E402 - the offline switch is read at import
+from datasets import (  # noqa: E402
     Dataset,
     DatasetDict,
     Features,
@@ -36,6 +37,9 @@ from datasets import (  # noqa: E402 - the offline switch is read at import
     Value,
     disable_progress_bars,
 )
+
+# Also when something imported the library before this module did.
+datasets.config.HF_HUB_OFFLINE = True
 
 log = logging.getLogger(__name__)
 disable_progress_bars()  # a bar per split and format is noise in a flow's log
@@ -145,6 +149,23 @@ def to_dataset_dict(splits: dict[str, list[dict]]) -> DatasetDict:
 
 def _dumps(obj: object) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def rows_digest(splits: dict[str, list[dict]]) -> str:
+    """Return a sha256 of the rows and their splits: equal digests, equal releases."""
+    digest = hashlib.sha256()
+    for name in SPLITS:
+        for row in splits.get(name, []):
+            digest.update(f"{name}\t{_dumps(row)}\n".encode())
+    return digest.hexdigest()
+
+
+def unchanged_since(out_dir: Path, digest: str) -> str | None:
+    """Return the version of the latest release if its rows have this digest."""
+    releases = list_releases(out_dir)
+    if releases and releases[-1].get("rows_sha256") == digest:
+        return releases[-1]["version"]
+    return None
 
 
 def save_release(data: DatasetDict, version_dir: Path) -> dict[str, dict[str, Path]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ReleaseError
-from pipeline.schemas import DialogueRecord
+from pipeline.schemas import DialogueRecord, LabelledTurn
 from pipeline.storage import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def load_run(run_dir: Path) -> RunData:
     )
 
 
-def _turn_row(turn, human: dict | None) -> dict:
+def _turn_row(turn: LabelledTurn, human: dict | None) -> dict:
     llm = turn.labels.model_dump(mode="json")
     answered = human is not None and any(human.get(k) is not None for k in LABELS[:4])
     row = {"index": turn.index, "speaker": turn.speaker, "text": turn.text}

@@ -45,7 +45,11 @@ def test_the_default_config_deploys_all_four_flows_on_their_crons():
         ("publish-dataset", "weekly", ["0 9 * * 1"]),
     ]
     publish = deployments[-1]
-    assert publish.parameters == {"run_dirs": ["runs/scheduled"], "out": "releases"}
+    assert publish.parameters == {
+        "run_dirs": ["runs/scheduled"],
+        "out": "releases",
+        "only_if_changed": True,
+    }
     assert publish.entrypoint == "flows.publish.publish_dataset"
     assert all(d.schedules[0].schedule.timezone == "UTC" for d in deployments)
     assert all("normloom" in d.tags for d in deployments)

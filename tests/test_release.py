@@ -225,6 +225,22 @@ def test_changelog_says_what_changed_since_the_last_release(annotated_run, tmp_p
     assert len(meta["norms"]) == 27
 
 
+def test_only_if_changed_makes_no_release_when_nothing_changed(tmp_path):
+    run = tmp_path / "runs" / "a"
+    records = write_run(run, n_norms=6)
+    out = tmp_path / "releases"
+    _publish([run], out, only_if_changed=True)
+
+    same = _publish([run], out, only_if_changed=True)
+    write_annotations(run, records[:2])
+    changed = _publish([run], out, only_if_changed=True)
+
+    assert same["version"] is None and same["unchanged_since"] == "0.1.0"
+    assert changed["version"] == "0.2.0"
+    assert sorted(p.name for p in out.iterdir()) == ["0.1.0", "0.2.0", "CHANGELOG.md"]
+    assert "2 newly annotated" in changed["changelog"]
+
+
 def test_an_existing_version_is_refused(annotated_run, tmp_path):
     from pipeline.errors import ReleaseError
 
