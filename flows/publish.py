@@ -100,7 +100,7 @@ def write_changelog(meta: dict, out: Path) -> str:
 
 
 @task(name="push-to-hub", **TASK)
-def push_to_hub_task(directory: Path, repo: str, version: str) -> dict:
+def upload_release(directory: Path, repo: str, version: str) -> dict:
     """Push the release to the Hub, or say clearly why not."""
     result = push_release(directory, repo, version, Settings().release.hub_token)
     logger = get_run_logger()
@@ -189,7 +189,7 @@ def publish_dataset(
     write_report(stats, version, plots, entry, final / "report.html")
     _publish_artifacts(stats, version, final)
 
-    pushed = push_to_hub_task(final, push_to_hub, version) if push_to_hub else None
+    pushed = upload_release(final, push_to_hub, version) if push_to_hub else None
     get_run_logger().info("Release %s is in %s", version, final)
     return {
         "version": version,

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ReleaseError
-from pipeline.schemas import DialogueRecord, LabelledTurn
+from pipeline.schemas import (
+    ArcStage,
+    DialogueRecord,
+    Emotion,
+    Intent,
+    LabelledTurn,
+    NormLabel,
+)
 from pipeline.storage import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -27,6 +34,12 @@ JUDGE_AXES = (
     "emotion_appropriateness",
     "norm_scale",
 )
+LABEL_VALUES = {
+    "norm_label": [v.value for v in NormLabel],
+    "intent": [v.value for v in Intent],
+    "emotion": [v.value for v in Emotion],
+    "arc_stage": [v.value for v in ArcStage],
+}
 HUMAN_DIALOGUE_SCORES = ("naturalness", "cultural_appropriateness")
 HUMAN_DIALOGUE_CHECKS = ("norm_correct", "arc_matches")
 
@@ -96,12 +109,27 @@ def _turn_row(turn: LabelledTurn, human: dict | None) -> dict:
     for label in LABELS:
         # A question the annotators left open keeps the LLM's answer for that label.
         value = human.get(label) if answered else None
+        if value is not None and label in LABEL_VALUES:
+            value = _known(label, value, turn)
         row[label] = value if value is not None else llm[label]
     row["label_source"] = "human" if answered else "llm"
     row["n_annotators"] = int(human.get("n_annotators") or 0) if answered else 0
     row["tie"] = bool(human.get("tie")) if answered else None
     row.update({f"llm_{label}": llm[label] for label in LABELS[:4]})
     return row
+
+
+def _known(label: str, value: object, turn: LabelledTurn) -> str | None:
+    if value in LABEL_VALUES[label]:
+        return str(value)
+    log.warning(
+        "Turn %d: human %s %r is none of %s; the LLM's label is kept",
+        turn.index,
+        label,
+        value,
+        ", ".join(LABEL_VALUES[label]),
+    )
+    return None
 
 
 def _as_bool(value: object) -> bool | None:

@@ -6,16 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.release_rows import JUDGE_AXES, RunData
-from pipeline.schemas import ArcStage, Emotion, Intent, NormLabel
+from pipeline.release_rows import JUDGE_AXES, LABEL_VALUES, RunData
 
 SCORE_AXES = ("task_relevance", "linguistic_quality", "semantic_preservation")
-LABEL_VALUES = {
-    "norm_label": [v.value for v in NormLabel],
-    "intent": [v.value for v in Intent],
-    "emotion": [v.value for v in Emotion],
-    "arc_stage": [v.value for v in ArcStage],
-}
 
 
 @dataclass

@@ -284,3 +284,21 @@ def test_a_directory_that_is_no_run_is_one_clear_error(tmp_path):
 
     assert cli.exit_code == 1
     assert "is not a normloom run: expected" in cli.output
+
+
+def test_a_human_label_outside_the_label_set_keeps_the_llm_label(tmp_path, caplog):
+    run = tmp_path / "run"
+    records = write_run(run, n_norms=1)
+    write_annotations(run, records[:1])
+    resolved = run / "annotations" / "resolved.jsonl"
+    row = next(iter(jsonlines.open(resolved)))
+    with jsonlines.open(resolved, mode="w") as writer:
+        writer.write({**row, "intent": "SHRUG"})
+
+    rows = {r["id"]: r for r in build_rows([load_run(run)])}
+
+    turn = rows[records[0].id]["turns"][0]
+    assert turn["label_source"] == "human"
+    assert turn["norm_label"] == "not_relevant"  # the annotators' answer
+    assert turn["intent"] == turn["llm_intent"] == "QUE"  # the LLM's
+    assert "human intent 'SHRUG' is none of ACK" in caplog.text
