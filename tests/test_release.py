@@ -302,3 +302,37 @@ def test_a_human_label_outside_the_label_set_keeps_the_llm_label(tmp_path, caplo
     assert turn["norm_label"] == "not_relevant"  # the annotators' answer
     assert turn["intent"] == turn["llm_intent"] == "QUE"  # the LLM's
     assert "human intent 'SHRUG' is none of ACK" in caplog.text
+
+
+def test_push_with_a_token_uploads_the_release_and_tags_it(tmp_path, monkeypatch):
+    import huggingface_hub
+    from pydantic import SecretStr
+
+    calls = []
+
+    class RecordingApi:
+        def __init__(self, token):
+            calls.append(("token", token))
+
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: calls.append((name, args, kwargs))
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)
+    (tmp_path / "1.0.0").mkdir()
+    (tmp_path / "CHANGELOG.md").write_text("# Changelog\n", "utf-8")
+
+    result = push_release(tmp_path / "1.0.0", "org/data", "1.0.0", SecretStr("hf_x"))
+
+    assert result.pushed and result.url == "https://huggingface.co/datasets/org/data"
+    names = [c[0] for c in calls]
+    assert names == [
+        "token",
+        "create_repo",
+        "upload_folder",
+        "upload_file",
+        "create_tag",
+    ]
+    assert calls[0] == ("token", "hf_x")
+    upload = calls[2][2]
+    assert upload["repo_type"] == "dataset" and "arrow/*" in upload["ignore_patterns"]
+    assert calls[4][2]["tag"] == "1.0.0"
