@@ -12,6 +12,7 @@ import inspect
 import logging
 from pathlib import Path
 
+import httpx
 from prefect import Flow, serve
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.schedules import Cron
@@ -98,13 +99,22 @@ def build_deployments(config: RunConfig) -> list[RunnerDeployment]:
 
 def require_server() -> str:
     """Return the Prefect API URL, or fail saying how to start and point at a server."""
+    start = (
+        "Start one with `prefect server start --host 127.0.0.1` and "
+        "`export PREFECT_API_URL=http://127.0.0.1:4200/api`."
+    )
     url = get_current_settings().api.url
     if not url:
         raise ConfigError(
             "Serving deployments needs a running Prefect server, and PREFECT_API_URL "
-            "is not set. Start one with `prefect server start --host 127.0.0.1` and "
-            "`export PREFECT_API_URL=http://127.0.0.1:4200/api`."
+            f"is not set. {start}"
         )
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=10).raise_for_status()
+    except httpx.HTTPError as err:
+        raise ConfigError(
+            f"No Prefect server answers at PREFECT_API_URL={url} ({err}). {start}"
+        ) from err
     return url
 
 

@@ -118,6 +118,22 @@ def test_serve_without_a_server_says_how_to_start_one(monkeypatch):
     assert "prefect server start --host 127.0.0.1" in result.output
 
 
+def test_serve_against_a_server_that_is_down_says_so(monkeypatch):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    url = f"http://127.0.0.1:{_free_port()}/api"
+    with temporary_settings({PREFECT_API_URL: url}):
+        result = CliRunner().invoke(
+            app, ["serve", "--config", str(ROOT / "config" / "schedule.toml")]
+        )
+
+    assert result.exit_code == 2
+    assert f"No Prefect server answers at PREFECT_API_URL={url}" in result.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
