@@ -9,22 +9,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from flows.output import console, say, show_problems
 from pipeline.errors import NormloomError
 
 app = typer.Typer(help="Seed social norms in, multilingual norm dialogues out.")
-console = Console()
-SHOW_SKIPPED = 20
 
 
 def _register_groups() -> None:
+    from flows.cli_eval import app as eval_app
     from flows.cli_llm import app as llm_app
+    from flows.cli_seeds import app as seeds_app
 
     app.add_typer(llm_app, name="llm", help="Run the embedded llama.cpp server.")
+    app.add_typer(seeds_app, name="seeds", help="Import, inspect and grow seed norms.")
+    app.add_typer(eval_app, name="eval", help="Score normloom's stages on gold data.")
 
 
 def _count_lines(path: Path) -> int:
@@ -50,12 +52,6 @@ def _watch(run_dir: Path, total: int, stop: threading.Event) -> None:
                 run_dir / "rejected.jsonl"
             )
             progress.update(bar, completed=done)
-
-
-def _say(label: str, style: str, message: object) -> None:
-    """Print one message; its text is data (seed cells, paths), never markup."""
-    # No wrapping: a path or a line of the seed file is copied from here.
-    console.print(Text.assemble((f"{label}: ", style), str(message)), soft_wrap=True)
 
 
 def _summary_table(summary: dict) -> Table:
@@ -124,12 +120,9 @@ def generate(
         kinds = [t.value for t in parse_types(types)]
         loaded = load_seeds(seeds, registry, skip_invalid=skip_invalid)
     except (NormloomError, ValueError) as err:
-        _say("error", "red", err)
+        say("error", "red", err)
         raise typer.Exit(2) from err
-    for problem in loaded.skipped[:SHOW_SKIPPED]:
-        _say("skipped", "yellow", problem)
-    if len(loaded.skipped) > SHOW_SKIPPED:
-        _say("skipped", "yellow", f"... and {len(loaded.skipped) - SHOW_SKIPPED} more")
+    show_problems("skipped", loaded.skipped)
 
     n = per_norm if per_norm is not None else settings.generation.per_norm
     run_dir = out or Path("runs") / default_run_id(
@@ -152,7 +145,7 @@ def generate(
             skip_invalid=skip_invalid,
         )
     except NormloomError as err:
-        _say("error", "red", err)
+        say("error", "red", err)
         raise typer.Exit(1) from err
     finally:
         stop.set()
@@ -179,7 +172,7 @@ def generate(
         )
     )
     if outage:
-        _say(
+        say(
             "error",
             "red",
             "every item failed; see the reasons in rejected.jsonl (is the endpoint "
