@@ -134,6 +134,64 @@ def stats(
     )
 
 
+@app.command()
+def grow(
+    path: Annotated[Path, typer.Argument(help="Seed norms, CSV or JSONL.")],
+    k: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Sub-norms per culture and category (default growth.k)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Seed file to write (default <name>.grown.jsonl)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON.")
+    ] = False,
+) -> None:
+    """Grow a seed list into a norm bank: k distinct, judged sub-norms per category.
+
+    Each sub-norm is written for a tone, a use of honorifics and a relational
+    distance; the file written is for a person to review before generating.
+    """
+    from pipeline.cultures import load_registry
+    from pipeline.endpoint import open_client
+    from pipeline.seeds import load_seeds, write_seeds
+    from pipeline.settings import Settings
+    from pipeline.stages.grow import grow_norms
+
+    out = out or Path(f"{path.stem}.grown.jsonl")
+    try:
+        settings = Settings()
+        registry = load_registry(settings.cultures_path)
+        seeds = load_seeds(path, registry).seeds
+        with open_client(settings) as llm, console.status("growing the norm bank"):
+            growth = grow_norms(seeds, llm, settings, registry, k)
+    except NormloomError as err:
+        say("error", "red", err)
+        raise typer.Exit(2) from err
+    write_seeds(growth.seeds, out)
+
+    if as_json:
+        rejected = [{"norm": n, "reason": r} for n, r in growth.rejected]
+        print(
+            json.dumps(
+                {"written": str(out), "grown": len(growth.seeds), "rejected": rejected},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    show_problems("left out", [f"{r}: {n}" for n, r in growth.rejected])
+    say(
+        "grown",
+        "green",
+        f"{len(growth.seeds)} sub-norm(s) written to {out}; review them before use.",
+    )
+
+
 def _formats_table(formats: dict[str, str]) -> Table:
     table = Table(title="files imported")
     table.add_column("file")

@@ -27,7 +27,9 @@ def _labeller(request: dict) -> Reply:
     labels = [
         {
             "index": int(i),
-            "norm_label": "violated" if re.search(r"whatever|随便", text, re.I) else "adhered",
+            "norm_label": "violated"
+            if re.search(r"whatever|随便", text, re.I)
+            else "adhered",
             "intent": "none",
             "emotion": "neutral",
             "arc_stage": None,
