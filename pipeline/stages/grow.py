@@ -167,8 +167,9 @@ def grow_group(
             break
         specs = specs_for(ctx.settings, len(kept) + round_ * k, k - len(kept))
         fresh = []
-        for candidate in _write(seeds, specs, ctx, round_):
-            check = index.check(stable_id(candidate.norm), candidate.norm)
+        for i, candidate in enumerate(_write(seeds, specs, ctx, round_)):
+            # The key must be new: the index never counts a text under its own key.
+            check = index.check(f"round {round_} norm {i}", candidate.norm)
             if check.passed:
                 fresh.append(candidate)
             else:
