@@ -93,6 +93,20 @@ def generate(
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip bad seed rows instead of stopping.")
     ] = False,
+    grow: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="First grow K sub-norms per culture and category from the seeds.",
+        ),
+    ] = None,
+    comparable: Annotated[
+        bool,
+        typer.Option(
+            help="One scenario per matched group of seeds (same pair key or "
+            "category), rendered for each culture; the dialogues share a pair_id."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
@@ -126,9 +140,12 @@ def generate(
 
     n = per_norm if per_norm is not None else settings.generation.per_norm
     run_dir = out or Path("runs") / default_run_id(
-        seeds, wanted, kinds, n, limit_per_culture, settings.llm.model
+        seeds, wanted, kinds, n, limit_per_culture, settings.llm.model, grow, comparable
     )
-    norms = len(select_seeds(loaded.seeds, wanted, limit_per_culture))
+    selected = select_seeds(loaded.seeds, wanted, limit_per_culture)
+    norms = len(selected)
+    if grow:
+        norms += grow * len({(s.culture, s.language, s.category) for s in selected})
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(run_dir, norms * len(kinds) * n, stop), daemon=True
@@ -143,6 +160,8 @@ def generate(
             limit_per_culture=limit_per_culture,
             out=str(run_dir),
             skip_invalid=skip_invalid,
+            grow=grow,
+            comparable=comparable,
         )
     except NormloomError as err:
         say("error", "red", err)

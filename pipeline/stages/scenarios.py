@@ -45,6 +45,11 @@ def generate_scenario(item: WorkItem, ctx: StageContext) -> Scenario:
         sample=item.sample,
         max_tokens=ctx.budget(450),
     )
+    return scenario_of(reply, item)
+
+
+def scenario_of(reply: ScenarioReply, item: WorkItem) -> Scenario:
+    """Return the scenario record of ``item`` that a reply describes."""
     return Scenario(
         item_id=item.id,
         seed_id=item.seed.id,
@@ -57,4 +62,5 @@ def generate_scenario(item: WorkItem, ctx: StageContext) -> Scenario:
         ],
         relation=reply.relation,
         setting=reply.setting,
+        pair_id=item.pair_id,
     )
