@@ -1,0 +1,87 @@
+"""The flow's optional steps, norm-bank growth and comparable mode, under Prefect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonlines
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from pipeline.seeds import load_seeds
+from tests.fake_model import answer
+from tests.scripted_server import ScriptedServer
+
+DEMO = Path(__file__).resolve().parent.parent / "data" / "seeds" / "demo.jsonl"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def model(monkeypatch):
+    with ScriptedServer(responder=answer) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        yield server
+
+
+def _run(out: Path, **kwargs) -> dict:
+    from flows.generate import generate_dialogues
+
+    return generate_dialogues(seeds=str(DEMO), out=str(out), **kwargs)
+
+
+def _prompts(server: ScriptedServer, text: str) -> int:
+    return sum(
+        text in json.dumps(r["messages"], ensure_ascii=False) for r in server.requests
+    )
+
+
+def test_comparable_mode_renders_one_scenario_per_culture(model, tmp_path):
+    summary = _run(tmp_path / "run", comparable=True)
+
+    records = list(jsonlines.open(tmp_path / "run" / "dialogues.jsonl")) + list(
+        jsonlines.open(tmp_path / "run" / "rejected.jsonl")
+    )
+    assert summary["items"] == 9
+    by_pair: dict[str, set] = {}
+    for record in records:
+        by_pair.setdefault(record["pair_id"], set()).add(
+            (record["language"], record["type"])
+        )
+    # One pair per type, each holding the three languages.
+    assert len(by_pair) == 3
+    assert all(
+        {lang for lang, _ in group} == {"en", "zh", "ko"} for group in by_pair.values()
+    )
+    assert all(len({t for _, t in group}) == 1 for group in by_pair.values())
+    # The US scenario is written once per pair and adapted to the other two.
+    assert _prompts(model, "Scenario written for another culture") == 6
+    scenarios = list(jsonlines.open(tmp_path / "run" / "scenarios.jsonl"))
+    assert len(scenarios) == 9 and all(s["pair_id"] for s in scenarios)
+
+
+def test_comparable_rerun_makes_no_calls(model, tmp_path):
+    _run(tmp_path / "run", comparable=True)
+    calls = len(model.requests)
+
+    summary = _run(tmp_path / "run", comparable=True)
+
+    assert len(model.requests) == calls
+    assert summary["items"] == 9
+
+
+def test_grow_first_adds_reviewable_sub_norms(model, tmp_path):
+    summary = _run(tmp_path / "run", grow=2, types=["adherence"])
+
+    grown = load_seeds(tmp_path / "run" / "grown_seeds.jsonl").seeds
+    assert len(grown) == 6  # 2 per culture and category
+    assert {s.culture for s in grown} == {"us", "cn", "kr"}
+    assert all(s.notes.startswith("tone: ") for s in grown)
+    seeds = list(jsonlines.open(tmp_path / "run" / "seeds.jsonl"))
+    assert len(seeds) == 9 and summary["items"] == 9
