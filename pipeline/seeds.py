@@ -239,30 +239,45 @@ def _parse_csv(text: str, file: str, delimiter: str | None) -> _Parsed:
                 )
             )
 
+    for start, cells in csv_records(reader):
+        if isinstance(cells, csv.Error):
+            parsed.problems.append(_csv_problem(file, start, cells))
+            continue
+        if len(cells) > len(header):
+            parsed.problems.append(too_many_cells(file, start, len(cells), len(header)))
+        row = {name: cells[i] for name, i in index.items() if i < len(cells)}
+        parsed.rows.append((start, row))
+    return parsed
+
+
+def csv_records(
+    reader: Iterator[list[str]],
+) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """Yield each non-empty record of a csv reader with the line it starts on.
+
+    A record that does not parse is yielded as its ``csv.Error``, and reading goes on.
+    """
     while True:
         start = reader.line_num + 1
         try:
             cells = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as err:
-            parsed.problems.append(_csv_problem(file, start, err))
+            yield start, err
             continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) > len(header):
-            parsed.problems.append(
-                RowProblem(
-                    file,
-                    start,
-                    "(row)",
-                    f"{len(cells)} cells but the header has {len(header)}; "
-                    "quote cells that contain the delimiter",
-                )
-            )
-        row = {name: cells[i] for name, i in index.items() if i < len(cells)}
-        parsed.rows.append((start, row))
-    return parsed
+        if any(c.strip() for c in cells):
+            yield start, cells
+
+
+def too_many_cells(file: str, line: int, cells: int, header: int) -> RowProblem:
+    """Describe a record with more cells than the header has columns."""
+    return RowProblem(
+        file,
+        line,
+        "(row)",
+        f"{cells} cells but the header has {header}; quote cells that contain the delimiter",
+    )
 
 
 def _csv_problem(file: str, line: int, err: csv.Error) -> RowProblem:

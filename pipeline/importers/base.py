@@ -18,7 +18,7 @@ from pipeline.cultures import Culture, Registry
 from pipeline.errors import RowProblem
 from pipeline.gold import GoldDialogue
 from pipeline.schemas import Exemplar, NormLabel, SeedNorm, nfc
-from pipeline.seeds import read_text, sniff_delimiter
+from pipeline.seeds import csv_records, read_text, sniff_delimiter, too_many_cells
 
 # Source category names that mean one of ours; the rest are kept in kebab-case.
 CATEGORY_ALIASES = {
@@ -181,27 +181,12 @@ def read_table(path: Path, delimiter: str | None = None) -> Table:
         return Table(header=[], problems=[RowProblem(file, 1, "(csv)", str(err))])
 
     table = Table(header=header)
-    while True:
-        start = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as err:
-            table.problems.append(RowProblem(file, start, "(csv)", str(err)))
-            continue
-        if not any(c.strip() for c in cells):
+    for start, cells in csv_records(reader):
+        if isinstance(cells, csv.Error):
+            table.problems.append(RowProblem(file, start, "(csv)", str(cells)))
             continue
         if len(cells) > len(header):
-            table.problems.append(
-                RowProblem(
-                    file,
-                    start,
-                    "(row)",
-                    f"{len(cells)} cells but the header has {len(header)}; "
-                    "quote cells that contain the delimiter",
-                )
-            )
+            table.problems.append(too_many_cells(file, start, len(cells), len(header)))
             continue
         table.rows.append((start, dict(zip(header, cells, strict=False))))
     return table
@@ -283,11 +268,23 @@ def first_sentence(text: str, limit: int = 200) -> str:
     return sentence[:limit].strip()
 
 
-def labelled_as(
-    raw: str, words: dict[str, NormLabel] = LABEL_WORDS
-) -> NormLabel | None:
-    """Map a source's judgement word (Expected, taboo, yes, ...) to our label."""
-    return words.get(nfc(raw).casefold())
+def read_label(
+    raw: str, batch: FileBatch, file: str, line: int, column: str, expected: str
+) -> str | None:
+    """Map a judgement word (Expected, taboo, yes, ...) to our label's value.
+
+    Returns:
+        The label's value, "" for an empty cell, or None (the record is reported as
+        skipped) for a word that is not one of ``expected``.
+    """
+    raw = nfc(raw)
+    label = LABEL_WORDS.get(raw.casefold())
+    if raw and label is None:
+        batch.skipped.append(
+            RowProblem(file, line, column, f"'{raw}' is not {expected}")
+        )
+        return None
+    return label.value if label else ""
 
 
 def line_of(text: str, offset: int) -> int:

@@ -15,8 +15,8 @@ from pipeline.importers.base import (
     Draft,
     FileBatch,
     ImportContext,
-    labelled_as,
     map_category,
+    read_label,
     read_table,
 )
 from pipeline.schemas import nfc
@@ -49,17 +49,15 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
                 RowProblem(ctx.name, line, "Norm - FA", "the norm is empty")
             )
             continue
-        raw_label = nfc(row.get("label", ""))
-        label = labelled_as(raw_label)
-        if raw_label and label is None:
-            batch.skipped.append(
-                RowProblem(
-                    ctx.name,
-                    line,
-                    "Label",
-                    f"'{raw_label}' is not Expected, Normal or Taboo",
-                )
-            )
+        label = read_label(
+            row.get("label", ""),
+            batch,
+            ctx.name,
+            line,
+            "Label",
+            "Expected, Normal or Taboo",
+        )
+        if label is None:
             continue
         notes = [f"English: {english}"] if persian and english else []
         if not persian:
@@ -81,7 +79,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
                     "setting": setting,
                     "notes": "\n".join(notes),
                     "source_id": str(line),
-                    "source_label": label.value if label else "",
+                    "source_label": label,
                     "origin": f"{ctx.name}:{line}",
                 },
             )

@@ -16,9 +16,9 @@ from pipeline.importers.base import (
     Draft,
     FileBatch,
     ImportContext,
-    labelled_as,
     map_category,
     place_culture,
+    read_label,
     read_table,
 )
 from pipeline.schemas import nfc
@@ -45,17 +45,15 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
                 )
             )
             continue
-        raw_label = nfc(row.get("gold label", ""))
-        label = labelled_as(raw_label)
-        if raw_label and label is None:
-            batch.skipped.append(
-                RowProblem(
-                    ctx.name,
-                    line,
-                    "Gold Label",
-                    f"'{raw_label}' is not yes, no or neutral",
-                )
-            )
+        label = read_label(
+            row.get("gold label", ""),
+            batch,
+            ctx.name,
+            line,
+            "Gold Label",
+            "yes, no or neutral",
+        )
+        if label is None:
             continue
         culture = place_culture(
             nfc(row.get("country", "")), ctx, ctx.name, line, "Country", batch
@@ -78,7 +76,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
                     "norm": rot,
                     "notes": notes,
                     "source_id": source_id,
-                    "source_label": label.value if label else "",
+                    "source_label": label,
                     "origin": f"{ctx.name}:{line}",
                 },
             )
