@@ -76,6 +76,10 @@ class FileBatch:
     skipped: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
 
+    def skip(self, file: str, line: int, column: str, reason: str) -> None:
+        """Report the record at ``line`` as not imported, for ``reason``."""
+        self.skipped.append(RowProblem(file, line, column, reason))
+
 
 @dataclass
 class ImportContext:
@@ -240,14 +244,12 @@ def place_culture(
             )
         )
         return fallback
-    batch.skipped.append(
-        RowProblem(
-            file,
-            line,
-            column,
-            f"culture '{name}' is not in the culture registry (known: {known}); add it "
-            "to a cultures file (NORMLOOM_CULTURES_PATH) or pass --unknown-culture ID",
-        )
+    batch.skip(
+        file,
+        line,
+        column,
+        f"culture '{name}' is not in the culture registry (known: {known}); add it "
+        "to a cultures file (NORMLOOM_CULTURES_PATH) or pass --unknown-culture ID",
     )
     return None
 
@@ -280,9 +282,7 @@ def read_label(
     raw = nfc(raw)
     label = LABEL_WORDS.get(raw.casefold())
     if raw and label is None:
-        batch.skipped.append(
-            RowProblem(file, line, column, f"'{raw}' is not {expected}")
-        )
+        batch.skip(file, line, column, f"'{raw}' is not {expected}")
         return None
     return label.value if label else ""
 

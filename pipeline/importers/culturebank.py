@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import RowProblem
 from pipeline.importers.base import (
     Draft,
     FileBatch,
@@ -45,9 +44,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     for line, row in table.rows:
         cell = {k: nfc(v) for k, v in row.items()}
         if not cell.get("actor_behavior"):
-            batch.skipped.append(
-                RowProblem(ctx.name, line, "actor_behavior", "the behaviour is empty")
-            )
+            batch.skip(ctx.name, line, "actor_behavior", "the behaviour is empty")
             continue
         culture = place_culture(
             cell.get("cultural group", ""), ctx, ctx.name, line, "cultural group", batch

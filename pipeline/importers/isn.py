@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import RowProblem
 from pipeline.importers.base import (
     Draft,
     FileBatch,
@@ -45,9 +44,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     for line, row in table.rows:
         english, persian = nfc(row.get("norm - en", "")), nfc(row.get("norm - fa", ""))
         if not (english or persian):
-            batch.skipped.append(
-                RowProblem(ctx.name, line, "Norm - FA", "the norm is empty")
-            )
+            batch.skip(ctx.name, line, "Norm - FA", "the norm is empty")
             continue
         label = read_label(
             row.get("label", ""),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import RowProblem
 from pipeline.importers.base import (
     Draft,
     FileBatch,
@@ -39,11 +38,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     for line, row in table.rows:
         rot = nfc(row.get("rule-of-thumb", ""))
         if not rot:
-            batch.skipped.append(
-                RowProblem(
-                    ctx.name, line, "Rule-of-Thumb", "the rule of thumb is empty"
-                )
-            )
+            batch.skip(ctx.name, line, "Rule-of-Thumb", "the rule of thumb is empty")
             continue
         label = read_label(
             row.get("gold label", ""),

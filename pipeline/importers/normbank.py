@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import RowProblem
 from pipeline.importers.base import Draft, FileBatch, ImportContext, kebab, read_table
 from pipeline.schemas import NormLabel, nfc, stable_id
 from pipeline.seeds import read_text
@@ -42,18 +41,14 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         setting, behavior = nfc(row.get("setting", "")), nfc(row.get("behavior", ""))
         raw_label = nfc(row.get("label", ""))
         if not behavior:
-            batch.skipped.append(
-                RowProblem(ctx.name, line, "behavior", "the behaviour is empty")
-            )
+            batch.skip(ctx.name, line, "behavior", "the behaviour is empty")
             continue
         if raw_label not in LABELS:
-            batch.skipped.append(
-                RowProblem(
-                    ctx.name,
-                    line,
-                    "label",
-                    f"label '{raw_label}' is not 0 (taboo), 1 (normal) or 2 (expected)",
-                )
+            batch.skip(
+                ctx.name,
+                line,
+                "label",
+                f"label '{raw_label}' is not 0 (taboo), 1 (normal) or 2 (expected)",
             )
             continue
         word, label = LABELS[raw_label]

@@ -101,9 +101,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             notes = ""
         if not norm:
             column = "cn_Norm" if chinese else "American_Norm"
-            batch.skipped.append(
-                RowProblem(ctx.name, line, column, "the norm is empty")
-            )
+            batch.skip(ctx.name, line, column, "the norm is empty")
             continue
 
         draft = Draft(

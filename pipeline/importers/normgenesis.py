@@ -68,7 +68,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             continue
         reason = _unusable(record)
         if reason:
-            batch.skipped.append(RowProblem(ctx.name, line, *reason))
+            batch.skip(ctx.name, line, *reason)
             continue
 
         source_id = nfc(str(record.get("id", index)))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.errors import RowProblem
 from pipeline.importers.base import (
     Draft,
     FileBatch,
@@ -42,18 +41,11 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     for line, row in table.rows:
         rot = nfc(row.get("rot", ""))
         if not rot:
-            batch.skipped.append(
-                RowProblem(ctx.name, line, "rot", "the rule of thumb is empty")
-            )
+            batch.skip(ctx.name, line, "rot", "the rule of thumb is empty")
             continue
         if nfc(row.get("rot-bad", "")) == "1":
-            batch.skipped.append(
-                RowProblem(
-                    ctx.name,
-                    line,
-                    "rot-bad",
-                    "annotators marked this rule of thumb bad",
-                )
+            batch.skip(
+                ctx.name, line, "rot-bad", "annotators marked this rule of thumb bad"
             )
             continue
         kinds = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pipeline.prompts import render
 from pipeline.schemas import Scenario, SeedNorm, WorkItem
 from pipeline.stages import StageContext
-from pipeline.stages.scenarios import ScenarioReply, scenario_of
+from pipeline.stages.scenarios import ask_scenario
 
 
 def adapt_scenario(
@@ -25,11 +25,4 @@ def adapt_scenario(
         culture=ctx.culture,
         language=ctx.language,
     )
-    reply = ctx.llm.complete(
-        messages,
-        ScenarioReply,
-        stage="adapt_scenario",
-        sample=item.sample,
-        max_tokens=ctx.budget(450),
-    )
-    return scenario_of(reply, item)
+    return ask_scenario(messages, item, ctx, "adapt_scenario")

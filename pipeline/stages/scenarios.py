@@ -38,18 +38,20 @@ def generate_scenario(item: WorkItem, ctx: StageContext) -> Scenario:
         culture=ctx.culture,
         language=ctx.language,
     )
+    return ask_scenario(messages, item, ctx, "scenario")
+
+
+def ask_scenario(
+    messages: list[dict], item: WorkItem, ctx: StageContext, stage: str
+) -> Scenario:
+    """Ask for a scenario with rendered ``messages``; return it as ``item``'s record."""
     reply = ctx.llm.complete(
         messages,
         ScenarioReply,
-        stage="scenario",
+        stage=stage,
         sample=item.sample,
         max_tokens=ctx.budget(450),
     )
-    return scenario_of(reply, item)
-
-
-def scenario_of(reply: ScenarioReply, item: WorkItem) -> Scenario:
-    """Return the scenario record of ``item`` that a reply describes."""
     return Scenario(
         item_id=item.id,
         seed_id=item.seed.id,
