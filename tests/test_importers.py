@@ -368,3 +368,51 @@ def test_format_override_and_unknown_files(tmp_path: Path) -> None:
     assert result.report.skipped[0].file == "odd.csv"
     assert "pass --format" in result.report.skipped[0].message
     assert import_norms(odd, fmt="normbank").report.imported == 0
+
+
+def test_awkward_rows_of_real_files(tmp_path: Path) -> None:
+    chinese = _write(
+        tmp_path / "Chinese" / "adherence" / "thanks" / "cleaned_dialogue.csv",
+        ",Norm,Situation,cn_Norm,cn_Situation,Labeled_Dialogue\n"
+        '0,Norm: Thank the host.,Situation: A dinner.,,,"对话：\n'
+        '(小张: 谢谢您的款待！): <Adhered> | 表示感谢。"\n',
+    )
+    genesis = _write(
+        tmp_path / "dialogue_chinese_adherence.json",
+        json.dumps(
+            [
+                {
+                    "scenario": "小张感谢主人。",
+                    "situation": "小张在朋友家吃饭。",
+                    "dialogue": [
+                        {"speaker": "小张", "utterance": "谢谢款待！"},
+                        {"speaker": "主人", "utterance": "（笑）别客气。"},
+                    ],
+                    "category": "Thanks",
+                    "norm": "饭后要感谢主人。",
+                }
+            ],
+            ensure_ascii=False,
+        ),
+    )
+    normbank = _write(
+        tmp_path / "bank" / "normbank.csv",
+        "setting,behavior,constraints,label,split\nbar,pay the bill,,2.0,train\n",
+    )
+    _write(tmp_path / "bank" / "README.txt", "This folder holds NormBank.\n")
+
+    dial = import_norms(chinese)
+    gen = import_norms(genesis)
+    bank = import_norms(tmp_path / "bank")
+
+    seed = dial.seeds[0]
+    assert (seed.culture, seed.norm) == ("cn", "Thank the host.")
+    assert "English one is used" in seed.notes
+    assert [t.text for t in dial.gold[0].turns] == ["谢谢您的款待！"]
+    assert gen.seeds[0].category == "thanks"
+    assert gen.exemplars[0].situation == "小张在朋友家吃饭。"
+    # The README is neither imported nor taken for a behaviour list.
+    assert bank.report.formats == {"normbank.csv": "normbank"}
+    assert bank.report.skipped[0].file == "README.txt"
+    assert [s.source_label for s in bank.seeds] == [NormLabel.ADHERED]
+    assert bank.seeds[0].origin == f"{normbank.name}:2"

@@ -287,6 +287,13 @@ def read_label(
     return label.value if label else ""
 
 
+def english_note(culture: Culture) -> list[str]:
+    """Say that an English source's norm stands for a culture of another language."""
+    if "en" in culture.languages:
+        return []
+    return [f"The source is English; dialogues are written in {culture.languages[0]}."]
+
+
 def line_of(text: str, offset: int) -> int:
     """Return the 1-based line of character ``offset`` in ``text``."""
     return text.count("\n", 0, offset) + 1

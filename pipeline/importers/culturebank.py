@@ -15,6 +15,7 @@ from pipeline.importers.base import (
     Draft,
     FileBatch,
     ImportContext,
+    english_note,
     map_category,
     place_culture,
     read_table,
@@ -70,7 +71,10 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
                     "roles": [
                         r for r in (cell.get("actor"), cell.get("recipient")) if r
                     ],
-                    "notes": "\n".join(f"{k}: {cell[k]}" for k in NOTES if cell.get(k)),
+                    "notes": "\n".join(
+                        english_note(culture)
+                        + [f"{k}: {cell[k]}" for k in NOTES if cell.get(k)]
+                    ),
                     "source_id": source_id,
                     "origin": f"{ctx.name}:{line}",
                 },

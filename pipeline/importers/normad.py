@@ -15,6 +15,7 @@ from pipeline.importers.base import (
     Draft,
     FileBatch,
     ImportContext,
+    english_note,
     map_category,
     place_culture,
     read_label,
@@ -58,7 +59,12 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         source_id = nfc(row.get("id", "")) or str(line)
         axis = nfc(row.get("subaxis", "")) or nfc(row.get("axis", "")) or "general"
         notes = "\n".join(
-            f"{key.title()}: {nfc(row[key])}" for key in NOTES if nfc(row.get(key, ""))
+            english_note(culture)
+            + [
+                f"{key.title()}: {nfc(row[key])}"
+                for key in NOTES
+                if nfc(row.get(key, ""))
+            ]
         )
         batch.drafts.append(
             Draft(

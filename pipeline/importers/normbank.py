@@ -7,6 +7,7 @@ name (which may contain spaces), and no judgement. NormBank is US English.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pipeline.importers.base import Draft, FileBatch, ImportContext, kebab, read_table
@@ -16,6 +17,7 @@ from pipeline.seeds import read_text
 NAME = "normbank"
 LIST_NAME = "normbank-list"
 CATEGORY = "behavior"
+NOT_LISTS = re.compile(r"(readme|license|licence|changelog|requirements|notice)", re.I)
 LABELS = {
     "0": ("taboo", NormLabel.VIOLATED),
     "1": ("normal", NormLabel.NOT_RELEVANT),
@@ -29,8 +31,8 @@ def detect(path: Path, header: list[str]) -> bool:
 
 
 def detect_list(path: Path, header: list[str]) -> bool:
-    """Tell a raw behaviour list: a ``.txt`` file."""
-    return path.suffix.lower() == ".txt"
+    """Tell a raw behaviour list: a ``.txt`` file that is not a README or licence."""
+    return path.suffix.lower() == ".txt" and not NOT_LISTS.match(path.stem)
 
 
 def read(path: Path, ctx: ImportContext) -> FileBatch:
@@ -40,6 +42,8 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     for line, row in table.rows:
         setting, behavior = nfc(row.get("setting", "")), nfc(row.get("behavior", ""))
         raw_label = nfc(row.get("label", ""))
+        # Labels saved by pandas or Excel may read "2.0".
+        raw_label = raw_label.removesuffix(".0")
         if not behavior:
             batch.skip(ctx.name, line, "behavior", "the behaviour is empty")
             continue

@@ -60,6 +60,12 @@ CHINESE_TURN = re.compile(
 )
 
 
+# A heading line some cells start with, before the first turn.
+HEADING = re.compile(
+    r"^(dialogue|conversation|labeled dialogue|对话|对话内容)\s*[:：]?$", re.I
+)
+
+
 def detect(path: Path, header: list[str]) -> bool:
     """Tell a NormDial CSV by its Labeled_Dialogue and norm columns."""
     return "labeled_dialogue" in header and (
@@ -90,9 +96,16 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     for line, row in table.rows:
         index = nfc(row.get("", "")) or str(line)
         if chinese:
+            english = strip_prefix(row.get("norm", ""), *NORM_PREFIXES)
             norm = strip_prefix(row.get("cn_norm", ""), *NORM_PREFIXES)
             situation = strip_prefix(row.get("cn_situation", ""), *SITUATION_PREFIXES)
-            notes = strip_prefix(row.get("norm", ""), *NORM_PREFIXES)
+            notes = f"English norm: {english}" if english else ""
+            if not norm and english:
+                norm = english
+                notes = "No Chinese norm in the source; the English one is used."
+                situation = situation or strip_prefix(
+                    row.get("situation", ""), *SITUATION_PREFIXES
+                )
         else:
             norm = strip_prefix(row.get("american_norm", ""), *NORM_PREFIXES)
             situation = strip_prefix(
@@ -113,7 +126,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
                 "category": map_category(category),
                 "norm": norm,
                 "setting": situation,
-                "notes": f"English norm: {notes}" if notes else "",
+                "notes": notes,
                 "source_id": index,
                 "origin": f"{ctx.name}:{line}",
             },
@@ -152,7 +165,7 @@ def parse_turns(text: str) -> tuple[list[dict], str | None]:
     turns: list[dict] = []
     for raw in re.split(r"\r\n|\r|\n", text):
         line = nfc(raw)
-        if not line:
+        if not line or (not turns and HEADING.match(line)):
             continue
         match = CHINESE_TURN.match(line) or AMERICAN_TURN.match(line)
         if match is None:

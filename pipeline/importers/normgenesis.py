@@ -110,7 +110,7 @@ def dialogue_turns(value: object) -> list[dict]:
     lines = value if isinstance(value, list) else str(value or "").splitlines()
     turns: list[dict] = []
     for raw in lines:
-        line = nfc(str(raw))
+        line = nfc(_as_line(raw))
         match = TURN.match(line)
         said = nfc(STAGE_DIRECTION.sub("", match["text"] if match else line))
         if not said:
@@ -122,10 +122,20 @@ def dialogue_turns(value: object) -> list[dict]:
     return turns
 
 
+def _as_line(item: object) -> str:
+    """Return a dialogue item as a ``Name: utterance`` line (it may be an object)."""
+    if not isinstance(item, dict):
+        return str(item)
+    speaker = next((item[k] for k in ("speaker", "name", "role") if item.get(k)), "")
+    text = next((item[k] for k in ("utterance", "text", "content") if item.get(k)), "")
+    return f"{speaker}: {text}" if speaker else str(text)
+
+
 def _labelled_turns(value: object) -> list[dict]:
     """Return gold turns when every line carries a NormDial-style label, else []."""
-    text = "\n".join(value) if isinstance(value, list) else str(value or "")
-    turns, bad = parse_turns(text)
+    if isinstance(value, list):
+        value = "\n".join(_as_line(v) for v in value)
+    turns, bad = parse_turns(str(value or ""))
     return [] if bad else turns
 
 
