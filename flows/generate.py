@@ -198,18 +198,16 @@ def make_dialogue(
 def make_pair(items: list[WorkItem], rt: Runtime) -> list[str]:
     """Write a pair's scenario once, for its first item, and render it per culture."""
     lead_item = items[0]
+    done = rt.store.done_items()
+    todo = [item for item in items if item.id not in done]
     try:
         lead = write_scenario(lead_item, rt)
     except NormloomError as err:
-        for item in items:
+        # Without the lead scenario nothing of the pair can be matched.
+        for item in todo:
             _store_record(rt.store, failed_record(item, err, "scenario", rt.llm.model))
-        return [Verdict.FAILED.value] * len(items)
-    done = rt.store.done_items()
-    return [
-        make_dialogue(item, rt, lead, lead_item.seed)
-        for item in items
-        if item.id not in done
-    ]
+        return [Verdict.FAILED.value] * len(todo)
+    return [make_dialogue(item, rt, lead, lead_item.seed) for item in todo]
 
 
 @task(name="grow-norms", cache_policy=NO_CACHE)

@@ -85,3 +85,25 @@ def test_grow_first_adds_reviewable_sub_norms(model, tmp_path):
     assert all(s.notes.startswith("tone: ") for s in grown)
     seeds = list(jsonlines.open(tmp_path / "run" / "seeds.jsonl"))
     assert len(seeds) == 9 and summary["items"] == 9
+
+
+def test_pair_whose_lead_scenario_fails_is_failed_whole(monkeypatch, tmp_path):
+    from tests.fake_model import language_of, stage_of
+    from tests.scripted_server import Reply
+
+    def no_english_scenarios(request):
+        if stage_of(request) == "ScenarioReply" and language_of(request) == "en":
+            return Reply(status=503)
+        return answer(request)
+
+    with ScriptedServer(responder=no_english_scenarios) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        monkeypatch.setenv("NORMLOOM_LLM__MAX_RETRIES", "0")
+        summary = _run(tmp_path / "run", comparable=True, types=["adherence"])
+
+    failed = list(jsonlines.open(tmp_path / "run" / "rejected.jsonl"))
+    assert summary["failed"] == 3 and summary["accepted"] == 0
+    assert {d["language"] for d in failed} == {"en", "zh", "ko"}
+    assert all(d["reasons"][0].startswith("scenario: transport") for d in failed)
+    assert len({d["pair_id"] for d in failed}) == 1
