@@ -3,37 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import jsonlines
-import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from pipeline.seeds import load_seeds
 from tests.fake_model import answer
 from tests.scripted_server import ScriptedServer
 
-DEMO = Path(__file__).resolve().parent.parent / "data" / "seeds" / "demo.jsonl"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-@pytest.fixture
-def model(monkeypatch):
-    with ScriptedServer(responder=answer) as server:
-        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
-        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
-        yield server
-
-
-def _run(out: Path, **kwargs) -> dict:
-    from flows.generate import generate_dialogues
-
-    return generate_dialogues(seeds=str(DEMO), out=str(out), **kwargs)
+# The Prefect harness (autouse) and the scripted model come from the flow tests.
+from tests.test_flow import _run, harness, model  # noqa: F401
 
 
 def _prompts(server: ScriptedServer, text: str) -> int:

@@ -68,6 +68,21 @@ class Draft:
     gold: dict | None = None
 
 
+def new_draft(
+    ctx: ImportContext, line: int, culture: str, language: str, **fields: object
+) -> Draft:
+    """Draft the seed of the record at ``line``; its ``origin`` names file and line."""
+    return Draft(
+        line=line,
+        fields={
+            "culture": culture,
+            "language": language,
+            **fields,
+            "origin": f"{ctx.name}:{line}",
+        },
+    )
+
+
 @dataclass
 class FileBatch:
     """The drafts of one file and the records of it that could not be drafted."""

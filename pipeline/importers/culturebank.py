@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.importers.base import (
-    Draft,
     FileBatch,
     ImportContext,
     english_note,
     map_category,
+    new_draft,
     place_culture,
     read_table,
 )
@@ -59,25 +59,21 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             norm += f"; {cell.get('recipient') or 'the other person'} {cell['recipient_behavior']}"
         source_id = cell.get("cluster_id") or str(line)
         batch.drafts.append(
-            Draft(
-                line=line,
-                fields={
-                    "id": f"culturebank-{culture.id}-{source_id}",
-                    "culture": culture.id,
-                    "language": culture.languages[0],
-                    "category": map_category(cell.get("topic") or "general"),
-                    "norm": norm.rstrip(".") + ".",
-                    "setting": cell.get("context", ""),
-                    "roles": [
-                        r for r in (cell.get("actor"), cell.get("recipient")) if r
-                    ],
-                    "notes": "\n".join(
-                        english_note(culture)
-                        + [f"{k}: {cell[k]}" for k in NOTES if cell.get(k)]
-                    ),
-                    "source_id": source_id,
-                    "origin": f"{ctx.name}:{line}",
-                },
+            new_draft(
+                ctx,
+                line,
+                culture.id,
+                culture.languages[0],
+                id=f"culturebank-{culture.id}-{source_id}",
+                category=map_category(cell.get("topic") or "general"),
+                norm=norm.rstrip(".") + ".",
+                setting=cell.get("context", ""),
+                roles=[r for r in (cell.get("actor"), cell.get("recipient")) if r],
+                notes="\n".join(
+                    english_note(culture)
+                    + [f"{k}: {cell[k]}" for k in NOTES if cell.get(k)]
+                ),
+                source_id=source_id,
             )
         )
     return batch

@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.importers.base import (
-    Draft,
     FileBatch,
     ImportContext,
     map_category,
+    new_draft,
     read_label,
     read_table,
 )
@@ -65,20 +65,18 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         )
         scope = nfc(row.get("scope - en", ""))
         batch.drafts.append(
-            Draft(
-                line=line,
-                fields={
-                    "id": f"isn-{line}",
-                    "culture": "ir",
-                    "language": "fa",
-                    "category": map_category(scope) if scope else "general",
-                    "norm": persian or english,
-                    "setting": setting,
-                    "notes": "\n".join(notes),
-                    "source_id": str(line),
-                    "source_label": label,
-                    "origin": f"{ctx.name}:{line}",
-                },
+            new_draft(
+                ctx,
+                line,
+                "ir",
+                "fa",
+                id=f"isn-{line}",
+                category=map_category(scope) if scope else "general",
+                norm=persian or english,
+                setting=setting,
+                notes="\n".join(notes),
+                source_id=str(line),
+                source_label=label,
             )
         )
     return batch

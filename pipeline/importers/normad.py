@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.importers.base import (
-    Draft,
     FileBatch,
     ImportContext,
     english_note,
     map_category,
+    new_draft,
     place_culture,
     read_label,
     read_table,
@@ -67,19 +67,17 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             ]
         )
         batch.drafts.append(
-            Draft(
-                line=line,
-                fields={
-                    "id": f"normad-{culture.id}-{source_id}",
-                    "culture": culture.id,
-                    "language": culture.languages[0],
-                    "category": map_category(axis),
-                    "norm": rot,
-                    "notes": notes,
-                    "source_id": source_id,
-                    "source_label": label,
-                    "origin": f"{ctx.name}:{line}",
-                },
+            new_draft(
+                ctx,
+                line,
+                culture.id,
+                culture.languages[0],
+                id=f"normad-{culture.id}-{source_id}",
+                category=map_category(axis),
+                norm=rot,
+                notes=notes,
+                source_id=source_id,
+                source_label=label,
             )
         )
     return batch

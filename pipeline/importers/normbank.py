@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pipeline.importers.base import Draft, FileBatch, ImportContext, kebab, read_table
+from pipeline.importers.base import (
+    Draft,
+    FileBatch,
+    ImportContext,
+    kebab,
+    new_draft,
+    read_table,
+)
 from pipeline.schemas import NormLabel, nfc, stable_id
 from pipeline.seeds import read_text
 
@@ -91,18 +98,16 @@ def _draft(
     label: str,
 ) -> Draft:
     """Build the draft of one NormBank behaviour."""
-    return Draft(
-        line=line,
-        fields={
-            "id": f"normbank-{stable_id(ctx.name, length=6)}-{source_id}",
-            "culture": "us",
-            "language": "en",
-            "category": CATEGORY,
-            "norm": norm,
-            "setting": setting,
-            "notes": notes,
-            "source_id": source_id,
-            "source_label": label,
-            "origin": f"{ctx.name}:{line}",
-        },
+    return new_draft(
+        ctx,
+        line,
+        "us",
+        "en",
+        id=f"normbank-{stable_id(ctx.name, length=6)}-{source_id}",
+        category=CATEGORY,
+        norm=norm,
+        setting=setting,
+        notes=notes,
+        source_id=source_id,
+        source_label=label,
     )

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from pipeline.errors import RowProblem
 from pipeline.importers.base import (
-    Draft,
     FileBatch,
     ImportContext,
     first_sentence,
     map_category,
+    new_draft,
     place_culture,
     read_table,
     strip_prefix,
@@ -117,19 +117,17 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             batch.skip(ctx.name, line, column, "the norm is empty")
             continue
 
-        draft = Draft(
-            line=line,
-            fields={
-                "id": f"normdial-{culture.id}-{kind or 'x'}-{category}-{index}",
-                "culture": culture.id,
-                "language": culture.languages[0],
-                "category": map_category(category),
-                "norm": norm,
-                "setting": situation,
-                "notes": notes,
-                "source_id": index,
-                "origin": f"{ctx.name}:{line}",
-            },
+        draft = new_draft(
+            ctx,
+            line,
+            culture.id,
+            culture.languages[0],
+            id=f"normdial-{culture.id}-{kind or 'x'}-{category}-{index}",
+            category=map_category(category),
+            norm=norm,
+            setting=situation,
+            notes=notes,
+            source_id=index,
         )
         turns, bad = parse_turns(row.get("labeled_dialogue", ""))
         if bad:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 from pipeline.errors import RowProblem
 from pipeline.importers.base import (
-    Draft,
     FileBatch,
     ImportContext,
     line_of,
     map_category,
+    new_draft,
     place_culture,
 )
 from pipeline.importers.normdial import parse_turns
@@ -75,18 +75,16 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         category = map_category(str(record.get("category") or "general"))
         situation = nfc(str(record.get("situation") or ""))
         scenario = nfc(str(record.get("scenario") or ""))
-        draft = Draft(
-            line=line,
-            fields={
-                "id": f"normgenesis-{culture.id}-{kind or 'x'}-{source_id}",
-                "culture": culture.id,
-                "language": culture.languages[0],
-                "category": category,
-                "norm": nfc(str(record.get("norm") or "")),
-                "setting": situation,
-                "source_id": source_id,
-                "origin": f"{ctx.name}:{line}",
-            },
+        draft = new_draft(
+            ctx,
+            line,
+            culture.id,
+            culture.languages[0],
+            id=f"normgenesis-{culture.id}-{kind or 'x'}-{source_id}",
+            category=category,
+            norm=nfc(str(record.get("norm") or "")),
+            setting=situation,
+            source_id=source_id,
         )
         if kind in ("adherence", "violation", "v2r") and scenario and situation:
             draft.exemplar = {

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.importers.base import (
-    Draft,
     FileBatch,
     ImportContext,
     map_category,
+    new_draft,
     read_table,
 )
 from pipeline.schemas import nfc
@@ -60,19 +60,17 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             if _values(row.get(key, ""))
         ]
         batch.drafts.append(
-            Draft(
-                line=line,
-                fields={
-                    "id": f"socialchem-{source_id}",
-                    "culture": "us",
-                    "language": "en",
-                    "category": map_category(kinds[0]) if kinds else "general",
-                    "norm": rot,
-                    "setting": nfc(row.get("situation", "")),
-                    "notes": "; ".join(notes),
-                    "source_id": source_id,
-                    "origin": f"{ctx.name}:{line}",
-                },
+            new_draft(
+                ctx,
+                line,
+                "us",
+                "en",
+                id=f"socialchem-{source_id}",
+                category=map_category(kinds[0]) if kinds else "general",
+                norm=rot,
+                setting=nfc(row.get("situation", "")),
+                notes="; ".join(notes),
+                source_id=source_id,
             )
         )
     return batch
