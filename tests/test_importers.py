@@ -416,3 +416,17 @@ def test_awkward_rows_of_real_files(tmp_path: Path) -> None:
     assert bank.report.skipped[0].file == "README.txt"
     assert [s.source_label for s in bank.seeds] == [NormLabel.ADHERED]
     assert bank.seeds[0].origin == f"{normbank.name}:2"
+
+
+def test_one_line_json_keeps_records_apart(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "dialogue_american_violation.json",
+        json.dumps(NORMGENESIS + [dict(NORMGENESIS[0], norm="Say please.")]),
+    )
+
+    result = import_norms(path)
+
+    assert (result.report.records, result.report.imported) == (6, 2)
+    assert result.report.skipped_records == 4
+    assert [s.source_id for s in result.seeds] == ["0", "5"]
+    assert [e.norm for e in result.exemplars] == [s.norm for s in result.seeds]

@@ -36,7 +36,7 @@ from pipeline.importers.base import (
     ImportResult,
     read_table,
 )
-from pipeline.schemas import Exemplar, SeedNorm
+from pipeline.schemas import Exemplar, SeedNorm, nfc
 from pipeline.seeds import validate_rows
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,8 @@ def import_norms(
         try:
             batch = FORMATS[found].read(file, ctx)
         except SeedError as err:
-            batch = FileBatch(skipped=err.problems)
+            lines = {p.line for p in err.problems}
+            batch = FileBatch(skipped=err.problems, records=len(lines))
         _finish(batch, ctx, result, ids, norms)
 
     report = result.report
@@ -175,9 +176,10 @@ def _finish(
     report = result.report
     report.warnings.extend(batch.warnings)
     report.skipped.extend(batch.skipped)
-    report.records += len(batch.drafts) + len({p.line for p in batch.skipped})
+    report.records += batch.records
 
-    kept: dict[int, Draft] = {}
+    # Keyed by id, not line: the records of a one-line JSON file share line 1.
+    kept: dict[str, Draft] = {}
     for draft in batch.drafts:
         key = tuple(
             str(draft.fields.get(k) or "")
@@ -195,15 +197,14 @@ def _finish(
         if draft.fields["id"] in ids:
             draft.fields["id"] = f"{draft.fields['id']}-l{draft.line}"
         ids.add(str(draft.fields["id"]))
-        kept[draft.line] = draft
+        kept[nfc(str(draft.fields["id"]))] = draft
 
-    rows = [(line, d.fields) for line, d in kept.items()]
+    rows = [(d.line, d.fields) for d in kept.values()]
     seeds, problems = validate_rows(rows, Path(ctx.name), ctx.registry, ctx.name)
     report.skipped.extend(problems)
     for seed in seeds:
-        line = int(seed.source.rsplit(":", 1)[1])
         result.seeds.append(seed)
-        _add_dialogue(kept[line], seed, ctx, result)
+        _add_dialogue(kept[seed.id], seed, ctx, result)
 
 
 def _add_dialogue(

@@ -90,6 +90,14 @@ class FileBatch:
     drafts: list[Draft] = field(default_factory=list)
     skipped: list[RowProblem] = field(default_factory=list)
     warnings: list[RowProblem] = field(default_factory=list)
+    records: int = 0
+
+    @classmethod
+    def of_table(cls, table: Table) -> FileBatch:
+        """Start the batch of a table: its unparseable records are skipped."""
+        return cls(
+            skipped=list(table.problems), records=len(table.rows) + len(table.problems)
+        )
 
     def skip(self, file: str, line: int, column: str, reason: str) -> None:
         """Report the record at ``line`` as not imported, for ``reason``."""
@@ -127,8 +135,8 @@ class ImportReport:
 
     @property
     def skipped_records(self) -> int:
-        """The number of source records (file and line) left out."""
-        return len({(p.file, p.line) for p in self.skipped})
+        """The number of source records read but not imported."""
+        return self.records - self.imported
 
     def as_dict(self) -> dict:
         """Return the report as plain data for ``--json``."""

@@ -41,7 +41,7 @@ def detect(path: Path, header: list[str]) -> bool:
 def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per cluster."""
     table = read_table(path)
-    batch = FileBatch(skipped=list(table.problems))
+    batch = FileBatch.of_table(table)
     for line, row in table.rows:
         cell = {k: nfc(v) for k, v in row.items()}
         if not cell.get("actor_behavior"):

@@ -39,7 +39,7 @@ def detect(path: Path, header: list[str]) -> bool:
 def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per norm."""
     table = read_table(path)
-    batch = FileBatch(skipped=list(table.problems))
+    batch = FileBatch.of_table(table)
     demographic = [c for c in table.header if c and c not in TEXT_COLUMNS]
     for line, row in table.rows:
         english, persian = nfc(row.get("norm - en", "")), nfc(row.get("norm - fa", ""))

@@ -25,4 +25,5 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         )
         for seed in loaded.seeds
     ]
-    return FileBatch(drafts=drafts, skipped=loaded.skipped)
+    records = len(drafts) + len({p.line for p in loaded.skipped})
+    return FileBatch(drafts=drafts, skipped=loaded.skipped, records=records)

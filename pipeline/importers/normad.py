@@ -35,7 +35,7 @@ def detect(path: Path, header: list[str]) -> bool:
 def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per story."""
     table = read_table(path)
-    batch = FileBatch(skipped=list(table.problems))
+    batch = FileBatch.of_table(table)
     for line, row in table.rows:
         rot = nfc(row.get("rule-of-thumb", ""))
         if not rot:

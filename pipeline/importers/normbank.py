@@ -45,7 +45,7 @@ def detect_list(path: Path, header: list[str]) -> bool:
 def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per judged behaviour."""
     table = read_table(path)
-    batch = FileBatch(skipped=list(table.problems))
+    batch = FileBatch.of_table(table)
     for line, row in table.rows:
         setting, behavior = nfc(row.get("setting", "")), nfc(row.get("behavior", ""))
         raw_label = nfc(row.get("label", ""))
@@ -85,6 +85,7 @@ def read_list(path: Path, ctx: ImportContext) -> FileBatch:
         batch.drafts.append(
             _draft(ctx, line, f"{kebab(setting)}-{line}", norm, setting, "", "")
         )
+    batch.records = len(batch.drafts)
     return batch
 
 

@@ -76,7 +76,7 @@ def detect(path: Path, header: list[str]) -> bool:
 def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per row; its dialogue becomes an exemplar and a gold dialogue."""
     table = read_table(path)
-    batch = FileBatch(skipped=list(table.problems))
+    batch = FileBatch.of_table(table)
     chinese = "cn_norm" in table.header
     place, kind, category = _from_path(path, chinese)
     culture = place_culture(place, ctx, ctx.name, 1, "(path)", batch)

@@ -60,6 +60,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     named = FILE_NAME.search(path.name)
     records, problems = _records(text, ctx.name)
     batch.skipped.extend(problems)
+    batch.records = len(records) + len(problems)
     for line, index, record in records:
         place = nfc(str(record.get("culture") or (named and named["culture"]) or ""))
         kind = nfc(str(record.get("type") or (named and named["type"]) or "")).lower()

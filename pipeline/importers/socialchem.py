@@ -37,7 +37,7 @@ def detect(path: Path, header: list[str]) -> bool:
 def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per rule of thumb."""
     table = read_table(path)
-    batch = FileBatch(skipped=list(table.problems))
+    batch = FileBatch.of_table(table)
     for line, row in table.rows:
         rot = nfc(row.get("rot", ""))
         if not rot:
