@@ -180,9 +180,10 @@ def grow_group(
             if not verdict.valid:
                 rejected.append((candidate.norm, f"judge: {verdict.reason}"))
                 continue
+            digest = stable_id(candidate.norm, length=8)
             kept.append(
                 SeedNorm(
-                    id=f"{first.culture}-{first.category}-grown-{stable_id(candidate.norm, length=8)}",
+                    id=f"{first.culture}-{first.category}-grown-{digest}",
                     culture=first.culture,
                     language=first.language,
                     category=first.category,
