@@ -78,7 +78,7 @@ def detect_format(path: Path) -> str | None:
     path = Path(path)
     header: list[str] = []
     if path.suffix.lower() in TABLE_SUFFIXES:
-        header = read_table(path).header
+        header = read_table(path, header_only=True).header
     return next((f.name for f in FORMATS.values() if f.detect(path, header)), None)
 
 

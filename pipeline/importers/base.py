@@ -176,7 +176,9 @@ def column_key(name: str) -> str:
     return nfc(name).casefold()
 
 
-def read_table(path: Path, delimiter: str | None = None) -> Table:
+def read_table(
+    path: Path, delimiter: str | None = None, header_only: bool = False
+) -> Table:
     """Read a CSV or TSV file saved by any tool, Excel included.
 
     A BOM, CRLF line ends, ``;`` or tab delimiters, multi-line quoted cells and
@@ -186,6 +188,7 @@ def read_table(path: Path, delimiter: str | None = None) -> Table:
         path: The file.
         delimiter: The delimiter; None: a tab for ``.tsv``, else sniffed from the
             header.
+        header_only: Read the header and no rows (to detect the format).
 
     Returns:
         The header and the non-empty rows, and a problem for each record that
@@ -208,6 +211,8 @@ def read_table(path: Path, delimiter: str | None = None) -> Table:
         return Table(header=[], problems=[RowProblem(file, 1, "(csv)", str(err))])
 
     table = Table(header=header)
+    if header_only:
+        return table
     for start, cells in csv_records(reader):
         if isinstance(cells, csv.Error):
             table.problems.append(RowProblem(file, start, "(csv)", str(cells)))
