@@ -95,23 +95,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
 
     for line, row in table.rows:
         index = nfc(row.get("", "")) or str(line)
-        if chinese:
-            english = strip_prefix(row.get("norm", ""), *NORM_PREFIXES)
-            norm = strip_prefix(row.get("cn_norm", ""), *NORM_PREFIXES)
-            situation = strip_prefix(row.get("cn_situation", ""), *SITUATION_PREFIXES)
-            notes = f"English norm: {english}" if english else ""
-            if not norm and english:
-                norm = english
-                notes = "No Chinese norm in the source; the English one is used."
-                situation = situation or strip_prefix(
-                    row.get("situation", ""), *SITUATION_PREFIXES
-                )
-        else:
-            norm = strip_prefix(row.get("american_norm", ""), *NORM_PREFIXES)
-            situation = strip_prefix(
-                row.get("american_situation", ""), *SITUATION_PREFIXES
-            )
-            notes = ""
+        norm, situation, notes = _texts(row, chinese)
         if not norm:
             column = "cn_Norm" if chinese else "American_Norm"
             batch.skip(ctx.name, line, column, "the norm is empty")
@@ -178,6 +162,25 @@ def parse_turns(text: str) -> tuple[list[dict], str | None]:
             }
         )
     return turns, None
+
+
+def _texts(row: dict[str, str], chinese: bool) -> tuple[str, str, str]:
+    """Return the norm, situation and notes of a row, without their labels.
+
+    Chinese rows take the Chinese text and keep the English norm in the notes; a
+    row without Chinese text takes the English one and says so.
+    """
+    if not chinese:
+        norm = strip_prefix(row.get("american_norm", ""), *NORM_PREFIXES)
+        situation = strip_prefix(row.get("american_situation", ""), *SITUATION_PREFIXES)
+        return norm, situation, ""
+    english = strip_prefix(row.get("norm", ""), *NORM_PREFIXES)
+    norm = strip_prefix(row.get("cn_norm", ""), *NORM_PREFIXES)
+    situation = strip_prefix(row.get("cn_situation", ""), *SITUATION_PREFIXES)
+    if norm or not english:
+        return norm, situation, f"English norm: {english}" if english else ""
+    situation = situation or strip_prefix(row.get("situation", ""), *SITUATION_PREFIXES)
+    return english, situation, "No Chinese norm in the source; the English one is used."
 
 
 def _from_path(path: Path, chinese: bool) -> tuple[str, str | None, str | None]:
