@@ -132,6 +132,13 @@ def stats(
         f"{len(result.seeds)} seed(s): "
         + ", ".join(f"{c} {n}" for c, n in sorted(by_culture.items()))
     )
+    if result.report.skipped_records:
+        say(
+            "skipped",
+            "yellow",
+            f"{result.report.skipped_records} record(s) not counted; "
+            "`normloom seeds import` lists them with their reasons",
+        )
 
 
 @app.command()
