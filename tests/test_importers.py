@@ -430,3 +430,19 @@ def test_one_line_json_keeps_records_apart(tmp_path: Path) -> None:
     assert result.report.skipped_records == 4
     assert [s.source_id for s in result.seeds] == ["0", "5"]
     assert [e.norm for e in result.exemplars] == [s.norm for s in result.seeds]
+
+
+def test_column_spellings_and_string_flags(tmp_path: Path) -> None:
+    isn_file = _write(
+        tmp_path / "isn_v2.csv", "Norm-EN;Norm-FA;LABEL\nBe on time.;;taboo\n"
+    )
+    flagged = _write(
+        tmp_path / "dialogue_korean_adherence.json",
+        json.dumps([dict(NORMGENESIS[0], parsing_failed="False", error_msg="")]),
+    )
+
+    isn_result = import_norms(isn_file)
+
+    assert detect_format(isn_file) == "isn"
+    assert isn_result.seeds[0].source_label is NormLabel.VIOLATED
+    assert import_norms(flagged).report.imported == 1

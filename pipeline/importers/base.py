@@ -172,8 +172,14 @@ class Table:
 
 
 def column_key(name: str) -> str:
-    """Normalise a column name: NFC, case-folded, outer spaces removed."""
-    return nfc(name).casefold()
+    """Normalise a column name so that spellings of one name meet.
+
+    Case-folded, ``_`` read as a space, runs of spaces as one, no spaces around
+    ``-``: ``Norm - EN`` and ``norm-en`` give ``norm-en``, ``actor_behavior`` gives
+    ``actor behavior``.
+    """
+    key = re.sub(r"\s+", " ", nfc(name).casefold().replace("_", " "))
+    return re.sub(r"\s*-\s*", "-", key).strip()
 
 
 def read_table(

@@ -26,16 +26,16 @@ NAME = "culturebank"
 NOTES = (
     "goal",
     "relation",
-    "other_descriptions",
+    "other descriptions",
     "agreement",
-    "num_support_bin",
-    "time_range",
+    "num support bin",
+    "time range",
 )
 
 
 def detect(path: Path, header: list[str]) -> bool:
     """Tell CultureBank by its cultural group and actor_behavior columns."""
-    return {"cultural group", "actor_behavior"} <= set(header)
+    return {"cultural group", "actor behavior"} <= set(header)
 
 
 def read(path: Path, ctx: ImportContext) -> FileBatch:
@@ -44,7 +44,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     batch = FileBatch.of_table(table)
     for line, row in table.rows:
         cell = {k: nfc(v) for k, v in row.items()}
-        if not cell.get("actor_behavior"):
+        if not cell.get("actor behavior"):
             batch.skip(ctx.name, line, "actor_behavior", "the behaviour is empty")
             continue
         culture = place_culture(
@@ -52,12 +52,12 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         )
         if culture is None:
             continue
-        norm = f"{cell.get('actor') or 'People'} {cell['actor_behavior']}"
+        norm = f"{cell.get('actor') or 'People'} {cell['actor behavior']}"
         if cell.get("context"):
             norm = f"In {cell['context']}, {norm[0].lower()}{norm[1:]}"
-        if cell.get("recipient_behavior"):
-            norm += f"; {cell.get('recipient') or 'the other person'} {cell['recipient_behavior']}"
-        source_id = cell.get("cluster_id") or str(line)
+        if cell.get("recipient behavior"):
+            norm += f"; {cell.get('recipient') or 'the other person'} {cell['recipient behavior']}"
+        source_id = cell.get("cluster id") or str(line)
         batch.drafts.append(
             new_draft(
                 ctx,

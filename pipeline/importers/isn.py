@@ -22,18 +22,18 @@ from pipeline.schemas import nfc
 
 NAME = "isn"
 TEXT_COLUMNS = {
-    "norm - en",
-    "environment - en",
-    "norm - fa",
-    "environment - fa",
-    "scope - en",
+    "norm-en",
+    "environment-en",
+    "norm-fa",
+    "environment-fa",
+    "scope-en",
     "label",
 }
 
 
 def detect(path: Path, header: list[str]) -> bool:
     """Tell ISN by its ``Norm - EN`` and ``Norm - FA`` columns."""
-    return {"norm - en", "norm - fa"} <= set(header)
+    return {"norm-en", "norm-fa"} <= set(header)
 
 
 def read(path: Path, ctx: ImportContext) -> FileBatch:
@@ -42,7 +42,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     batch = FileBatch.of_table(table)
     demographic = [c for c in table.header if c and c not in TEXT_COLUMNS]
     for line, row in table.rows:
-        english, persian = nfc(row.get("norm - en", "")), nfc(row.get("norm - fa", ""))
+        english, persian = nfc(row.get("norm-en", "")), nfc(row.get("norm-fa", ""))
         if not (english or persian):
             batch.skip(ctx.name, line, "Norm - FA", "the norm is empty")
             continue
@@ -60,10 +60,10 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         if not persian:
             notes.append("No Persian text in the source; the English norm is used.")
         notes += [f"{c}: {nfc(row[c])}" for c in demographic if nfc(row.get(c, ""))]
-        setting = nfc(row.get("environment - fa", "")) or nfc(
-            row.get("environment - en", "")
+        setting = nfc(row.get("environment-fa", "")) or nfc(
+            row.get("environment-en", "")
         )
-        scope = nfc(row.get("scope - en", ""))
+        scope = nfc(row.get("scope-en", ""))
         batch.drafts.append(
             new_draft(
                 ctx,

@@ -68,8 +68,8 @@ HEADING = re.compile(
 
 def detect(path: Path, header: list[str]) -> bool:
     """Tell a NormDial CSV by its Labeled_Dialogue and norm columns."""
-    return "labeled_dialogue" in header and (
-        "american_norm" in header or "cn_norm" in header
+    return "labeled dialogue" in header and (
+        "american norm" in header or "cn norm" in header
     )
 
 
@@ -77,7 +77,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     """Draft one seed per row; its dialogue becomes an exemplar and a gold dialogue."""
     table = read_table(path)
     batch = FileBatch.of_table(table)
-    chinese = "cn_norm" in table.header
+    chinese = "cn norm" in table.header
     place, kind, category = _from_path(path, chinese)
     culture = place_culture(place, ctx, ctx.name, 1, "(path)", batch)
     if culture is None:
@@ -94,7 +94,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
         )
 
     for line, row in table.rows:
-        index = nfc(row.get("", "")) or str(line)
+        index = nfc(row.get("", "") or row.get("unnamed: 0", "")) or str(line)
         norm, situation, notes = _texts(row, chinese)
         if not norm:
             column = "cn_Norm" if chinese else "American_Norm"
@@ -113,7 +113,7 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
             notes=notes,
             source_id=index,
         )
-        turns, bad = parse_turns(row.get("labeled_dialogue", ""))
+        turns, bad = parse_turns(row.get("labeled dialogue", ""))
         if bad:
             batch.warnings.append(
                 RowProblem(
@@ -171,12 +171,12 @@ def _texts(row: dict[str, str], chinese: bool) -> tuple[str, str, str]:
     row without Chinese text takes the English one and says so.
     """
     if not chinese:
-        norm = strip_prefix(row.get("american_norm", ""), *NORM_PREFIXES)
-        situation = strip_prefix(row.get("american_situation", ""), *SITUATION_PREFIXES)
+        norm = strip_prefix(row.get("american norm", ""), *NORM_PREFIXES)
+        situation = strip_prefix(row.get("american situation", ""), *SITUATION_PREFIXES)
         return norm, situation, ""
     english = strip_prefix(row.get("norm", ""), *NORM_PREFIXES)
-    norm = strip_prefix(row.get("cn_norm", ""), *NORM_PREFIXES)
-    situation = strip_prefix(row.get("cn_situation", ""), *SITUATION_PREFIXES)
+    norm = strip_prefix(row.get("cn norm", ""), *NORM_PREFIXES)
+    situation = strip_prefix(row.get("cn situation", ""), *SITUATION_PREFIXES)
     if norm or not english:
         return norm, situation, f"English norm: {english}" if english else ""
     situation = situation or strip_prefix(row.get("situation", ""), *SITUATION_PREFIXES)

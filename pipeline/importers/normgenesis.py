@@ -140,7 +140,12 @@ def _labelled_turns(value: object) -> list[dict]:
 
 def _unusable(record: dict) -> tuple[str, str] | None:
     """Return (field, reason) when a record must not be imported."""
-    if record.get("parsing_failed"):
+    if str(record.get("parsing_failed", "")).casefold() not in (
+        "",
+        "false",
+        "0",
+        "none",
+    ):
         return "parsing_failed", "the source marks this record parsing_failed"
     if nfc(str(record.get("error_msg") or "")):
         return "error_msg", f"the source reports an error: {record['error_msg']!s:.120}"
