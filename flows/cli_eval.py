@@ -30,7 +30,7 @@ def labels(
 ) -> None:
     """Run the turn labeller on gold dialogues; report accuracy, macro-F1, confusion.
 
-    Scores are given per culture and over all cultures (``all``).
+    Scores are given per culture and over all cultures (under "all").
     """
     from pipeline.cultures import load_registry
     from pipeline.endpoint import open_client
