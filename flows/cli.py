@@ -9,23 +9,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from flows.output import console, say, show_problems
 from pipeline.errors import NormloomError
 
 app = typer.Typer(help="Seed social norms in, multilingual norm dialogues out.")
-console = Console()
-SHOW_SKIPPED = 20
 
 
 def _register_groups() -> None:
+    from flows.cli_eval import app as eval_app
     from flows.cli_llm import app as llm_app
     from flows.cli_release import publish, serve
+    from flows.cli_seeds import app as seeds_app
 
     app.add_typer(llm_app, name="llm", help="Run the embedded llama.cpp server.")
+    app.add_typer(seeds_app, name="seeds", help="Import, inspect and grow seed norms.")
+    app.add_typer(eval_app, name="eval", help="Score normloom's stages on gold data.")
     app.command()(publish)
     app.command()(serve)
 
@@ -53,12 +55,6 @@ def _watch(run_dir: Path, total: int, stop: threading.Event) -> None:
                 run_dir / "rejected.jsonl"
             )
             progress.update(bar, completed=done)
-
-
-def _say(label: str, style: str, message: object) -> None:
-    """Print one message; its text is data (seed cells, paths), never markup."""
-    # No wrapping: a path or a line of the seed file is copied from here.
-    console.print(Text.assemble((f"{label}: ", style), str(message)), soft_wrap=True)
 
 
 def _summary_table(summary: dict) -> Table:
@@ -100,6 +96,20 @@ def generate(
     skip_invalid: Annotated[
         bool, typer.Option(help="Skip bad seed rows instead of stopping.")
     ] = False,
+    grow: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="First grow K sub-norms per culture and category from the seeds.",
+        ),
+    ] = None,
+    comparable: Annotated[
+        bool,
+        typer.Option(
+            help="One scenario per matched group of seeds (same pair key or "
+            "category), rendered for each culture; the dialogues share a pair_id."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
@@ -127,18 +137,18 @@ def generate(
         kinds = [t.value for t in parse_types(types)]
         loaded = load_seeds(seeds, registry, skip_invalid=skip_invalid)
     except (NormloomError, ValueError) as err:
-        _say("error", "red", err)
+        say("error", "red", err)
         raise typer.Exit(2) from err
-    for problem in loaded.skipped[:SHOW_SKIPPED]:
-        _say("skipped", "yellow", problem)
-    if len(loaded.skipped) > SHOW_SKIPPED:
-        _say("skipped", "yellow", f"... and {len(loaded.skipped) - SHOW_SKIPPED} more")
+    show_problems("skipped", loaded.skipped)
 
     n = per_norm if per_norm is not None else settings.generation.per_norm
     run_dir = out or Path("runs") / default_run_id(
-        seeds, wanted, kinds, n, limit_per_culture, settings.llm.model
+        seeds, wanted, kinds, n, limit_per_culture, settings.llm.model, grow, comparable
     )
-    norms = len(select_seeds(loaded.seeds, wanted, limit_per_culture))
+    selected = select_seeds(loaded.seeds, wanted, limit_per_culture)
+    norms = len(selected)
+    if grow:
+        norms += grow * len({(s.culture, s.language, s.category) for s in selected})
     stop = threading.Event()
     watcher = threading.Thread(
         target=_watch, args=(run_dir, norms * len(kinds) * n, stop), daemon=True
@@ -153,9 +163,11 @@ def generate(
             limit_per_culture=limit_per_culture,
             out=str(run_dir),
             skip_invalid=skip_invalid,
+            grow=grow,
+            comparable=comparable,
         )
     except NormloomError as err:
-        _say("error", "red", err)
+        say("error", "red", err)
         raise typer.Exit(1) from err
     finally:
         stop.set()
@@ -182,7 +194,7 @@ def generate(
         )
     )
     if outage:
-        _say(
+        say(
             "error",
             "red",
             "every item failed; see the reasons in rejected.jsonl (is the endpoint "

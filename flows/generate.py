@@ -24,6 +24,7 @@ from pipeline.errors import ConfigError, NormloomError
 from pipeline.exemplars import load_exemplars
 from pipeline.items import failed_record, finished_record, plan_items, should_retry
 from pipeline.llm import LLMClient, UsageStats
+from pipeline.pairs import plan_pairs
 from pipeline.prompts import template_hashes
 from pipeline.schemas import (
     DialogueRecord,
@@ -35,10 +36,12 @@ from pipeline.schemas import (
     Verdict,
     WorkItem,
 )
-from pipeline.seeds import load_seeds
+from pipeline.seeds import load_seeds, write_seeds
 from pipeline.settings import Settings
 from pipeline.stages import StageContext
+from pipeline.stages.adapt import adapt_scenario
 from pipeline.stages.dialogues import generate_dialogue
+from pipeline.stages.grow import grow_norms
 from pipeline.stages.judge import judge_checks, judge_dialogue
 from pipeline.stages.labels import label_turns
 from pipeline.stages.refine import refine_scenario
@@ -90,6 +93,16 @@ def write_scenario(item: WorkItem, rt: Runtime) -> Scenario:
     return scenario
 
 
+@task(name="adapt-scenario", **STAGE_TASK)
+def adapt_to_culture(
+    lead: Scenario, lead_seed: SeedNorm, item: WorkItem, rt: Runtime
+) -> Scenario:
+    """Carry a pair's lead scenario over to another culture."""
+    scenario = adapt_scenario(lead, lead_seed, item, rt.context(item.seed))
+    rt.store.append("scenarios", scenario)
+    return scenario
+
+
 @task(name="refine-situation", **STAGE_TASK)
 def refine_situation(scenario: Scenario, seed: SeedNorm, rt: Runtime) -> Refinement:
     """Refine a scenario's situation toward the exemplars."""
@@ -117,12 +130,26 @@ def judge(turns, scenario: Scenario, situation: str, seed: SeedNorm, rt: Runtime
 
 
 @task(name="make-dialogue", cache_policy=NO_CACHE)
-def make_dialogue(item: WorkItem, rt: Runtime) -> str:
-    """Take one item through every stage and write where it ended up."""
+def make_dialogue(
+    item: WorkItem,
+    rt: Runtime,
+    lead: Scenario | None = None,
+    lead_seed: SeedNorm | None = None,
+) -> str:
+    """Take one item through every stage and write where it ended up.
+
+    In comparable mode ``lead`` is the pair's scenario: the lead item uses it as
+    it is, the others adapt it to their culture.
+    """
     seed, ctx = item.seed, rt.context(item.seed)
     stage, scenario = "scenario", None
     try:
-        scenario = write_scenario(item, rt)
+        if lead is None:
+            scenario = write_scenario(item, rt)
+        elif lead.item_id == item.id:
+            scenario = lead
+        else:
+            scenario = adapt_to_culture(lead, lead_seed, item, rt)
         stage = "refine"
         situation = refine_situation(scenario, seed, rt).final_situation
         stage = "dialogue"
@@ -167,15 +194,49 @@ def make_dialogue(item: WorkItem, rt: Runtime) -> str:
     return record.verdict.value
 
 
+@task(name="make-pair", cache_policy=NO_CACHE)
+def make_pair(items: list[WorkItem], rt: Runtime) -> list[str]:
+    """Write a pair's scenario once, for its first item, and render it per culture."""
+    lead_item = items[0]
+    done = rt.store.done_items()
+    todo = [item for item in items if item.id not in done]
+    try:
+        lead = write_scenario(lead_item, rt)
+    except NormloomError as err:
+        # Without the lead scenario nothing of the pair can be matched.
+        for item in todo:
+            _store_record(rt.store, failed_record(item, err, "scenario", rt.llm.model))
+        return [Verdict.FAILED.value] * len(todo)
+    return [make_dialogue(item, rt, lead, lead_item.seed) for item in todo]
+
+
+@task(name="grow-norms", cache_policy=NO_CACHE)
+def grow_seed_bank(seeds: list[SeedNorm], k: int, rt: Runtime) -> list[SeedNorm]:
+    """Grow k sub-norms per culture and category; keep them in grown_seeds.jsonl."""
+    growth = grow_norms(seeds, rt.llm, rt.settings, rt.registry, k)
+    write_seeds(growth.seeds, rt.store.dir / "grown_seeds.jsonl")
+    get_run_logger().info(
+        "Grew %d sub-norm(s); %d candidate(s) left out.",
+        len(growth.seeds),
+        len(growth.rejected),
+    )
+    return growth.seeds
+
+
 def _store_record(store: RunStore, record: DialogueRecord) -> None:
     kind = "dialogues" if record.verdict is Verdict.ACCEPTED else "rejected"
     store.append(kind, record)
 
 
-def default_run_id(seeds: Path, cultures, types, per_norm, limit, model) -> str:
+def default_run_id(
+    seeds: Path, cultures, types, per_norm, limit, model, grow=None, comparable=False
+) -> str:
     """Name a run after its inputs, so the same command resumes the same run."""
     digest = hashlib.sha256(Path(seeds).read_bytes())
     digest.update(json.dumps([cultures, types, per_norm, limit, model]).encode())
+    # Added only when used, so that runs made without them keep their names.
+    if grow or comparable:
+        digest.update(json.dumps({"grow": grow, "comparable": comparable}).encode())
     return f"{Path(seeds).stem}-{digest.hexdigest()[:8]}"
 
 
@@ -257,6 +318,8 @@ def generate_dialogues(
     limit_per_culture: int | None = None,
     out: str | None = None,
     skip_invalid: bool = False,
+    grow: int | None = None,
+    comparable: bool = False,
 ) -> dict:
     """Generate, label and filter dialogues for seed norms; return the run summary.
 
@@ -269,6 +332,11 @@ def generate_dialogues(
         out: Run directory; by default runs/<seed file>-<hash of the inputs>, so
             the same command resumes the same run.
         skip_invalid: Generate from the valid seed rows when some are bad.
+        grow: First grow this many sub-norms per culture and category from the
+            chosen seeds (kept in grown_seeds.jsonl) and generate from both.
+        comparable: Render one scenario for every culture of a matched group of
+            seeds (same ``pair`` key, else same category); the dialogues share a
+            ``pair_id``.
     """
     logger = get_run_logger()
     started = time.monotonic()
@@ -292,22 +360,12 @@ def generate_dialogues(
             n,
             limit_per_culture,
             settings.llm.model,
+            grow,
+            comparable,
         )
     )
     store = RunStore(run_dir)
-    store.write_all("seeds", chosen)
     retried = store.drop("rejected", should_retry)
-    items = plan_items(chosen, kinds, n)
-    todo = [i for i in items if i.id not in store.done_items()]
-    logger.info(
-        "%d seeds, %d items, %d already done, %d retried after endpoint "
-        "failures; writing to %s",
-        len(chosen),
-        len(items),
-        len(items) - len(todo),
-        retried,
-        run_dir,
-    )
 
     stats = UsageStats()
     with open_endpoint(settings) as endpoint:
@@ -328,7 +386,23 @@ def generate_dialogues(
             load_exemplars(settings.generation.exemplar_dir),
             _rebuild_duplicates(settings, store),
         )
-        wait([make_dialogue.submit(item, rt) for item in todo])
+        if grow:
+            chosen = chosen + grow_seed_bank(chosen, grow, rt)
+        store.write_all("seeds", chosen)
+
+        todo, todo_pairs, counts = _plan(chosen, kinds, n, comparable, store)
+        logger.info(
+            "%d seeds, %d items (%d in matched scenarios), %d to do, %d retried "
+            "after endpoint failures; writing to %s",
+            len(chosen),
+            *counts,
+            retried,
+            run_dir,
+        )
+        wait(
+            [make_dialogue.submit(item, rt) for item in todo]
+            + [make_pair.submit(pair, rt) for pair in todo_pairs]
+        )
         cache.close()
 
     summary = summarize(run_dir, stats.as_dict(), time.monotonic() - started)
@@ -357,6 +431,29 @@ def generate_dialogues(
         run_dir,
     )
     return summary
+
+
+def _plan(
+    seeds: list[SeedNorm],
+    kinds: list[DialogueType],
+    per_norm: int,
+    comparable: bool,
+    store: RunStore,
+) -> tuple[list[WorkItem], list[list[WorkItem]], tuple[int, int, int]]:
+    """Return the single items and matched groups still to do, and the counts.
+
+    The counts are all items, the items in matched groups and the items to do.
+    """
+    if comparable:
+        pairs, single = plan_pairs(seeds, kinds, per_norm)
+    else:
+        pairs, single = [], plan_items(seeds, kinds, per_norm)
+    done = store.done_items()
+    todo = [i for i in single if i.id not in done]
+    todo_pairs = [p for p in pairs if any(i.id not in done for i in p)]
+    matched = sum(len(p) for p in pairs)
+    left = len(todo) + sum(i.id not in done for p in pairs for i in p)
+    return todo, todo_pairs, (len(single) + matched, matched, left)
 
 
 def _rebuild_duplicates(settings: Settings, store: RunStore) -> DuplicateIndex:

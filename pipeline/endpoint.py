@@ -6,10 +6,15 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
 from pipeline.settings import Settings
+
+if TYPE_CHECKING:
+    from pipeline.llm import LLMClient
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +62,32 @@ def open_endpoint(settings: Settings) -> Iterator[Endpoint]:
         yield Endpoint(base_url, server.model_name, embedded=True)
     finally:
         server.stop()
+
+
+@contextmanager
+def open_client(
+    settings: Settings, cache_path: Path | None = None
+) -> Iterator[LLMClient]:
+    """Yield a client of the configured (or embedded) endpoint for the block.
+
+    Args:
+        settings: normloom's settings.
+        cache_path: SQLite reply cache; None: ``llm.cache_path``, or no cache.
+    """
+    from pipeline.cache import ResponseCache
+    from pipeline.llm import LLMClient
+
+    path = cache_path or settings.llm.cache_path
+    cache = ResponseCache(path) if path else None
+    with open_endpoint(settings) as endpoint:
+        try:
+            yield LLMClient(
+                settings.llm,
+                endpoint.base_url,
+                endpoint.model,
+                cache=cache,
+                llama_cpp=endpoint.embedded,
+            )
+        finally:
+            if cache is not None:
+                cache.close()

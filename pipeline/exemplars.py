@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import jsonlines
-from pydantic import ValidationError
-
 from pipeline.errors import RowProblem, SeedError
 from pipeline.schemas import DialogueType, Exemplar, SeedNorm, nfc
+from pipeline.storage import read_records
 
 log = logging.getLogger(__name__)
 
@@ -23,14 +21,9 @@ def load_exemplars(directory: Path) -> list[Exemplar]:
     exemplars: list[Exemplar] = []
     problems: list[RowProblem] = []
     for path in sorted(Path(directory).glob("*.jsonl")):
-        with jsonlines.open(path) as reader:
-            for line, row in enumerate(reader.iter(skip_empty=True), start=1):
-                try:
-                    exemplars.append(Exemplar.model_validate(row))
-                except ValidationError as err:
-                    for e in err.errors():
-                        field = ".".join(str(p) for p in e["loc"]) or "(row)"
-                        problems.append(RowProblem(str(path), line, field, e["msg"]))
+        found, bad = read_records(path, Exemplar)
+        exemplars.extend(found)
+        problems.extend(bad)
     if problems:
         raise SeedError(problems)
     log.debug("Loaded %d exemplars from %s", len(exemplars), directory)

@@ -84,6 +84,7 @@ def _identity(item: WorkItem) -> dict:
         "type": item.type,
         "sample": item.sample,
         "norm": item.seed.norm,
+        "pair_id": item.pair_id,
     }
 
 

@@ -109,6 +109,24 @@ class SeedNorm(_Record):
     source: str | None = Field(
         default=None, description="File and line the seed was read from."
     )
+    source_id: str | None = Field(
+        default=None, description="The record's id in the norm bank it came from."
+    )
+    origin: str | None = Field(
+        default=None,
+        description="File and line in the norm bank it was imported from; kept on reload.",
+    )
+    source_label: NormLabel | None = Field(
+        default=None,
+        description=(
+            "The bank's judgement of the behaviour in our labels: expected/yes "
+            "adhered, taboo/no violated, normal/neutral not_relevant."
+        ),
+    )
+    pair: str | None = Field(
+        default=None,
+        description="Comparable mode: seeds of different cultures with one pair key are matched.",
+    )
 
     @field_validator(
         "id", "culture", "language", "category", "norm", "setting", "notes"
@@ -129,6 +147,9 @@ class WorkItem(_Record):
     seed: SeedNorm
     type: DialogueType
     sample: int = Field(ge=0, description="Index of this sample for the norm and type.")
+    pair_id: str | None = Field(
+        default=None, description="Comparable mode: shared by the matched items."
+    )
 
     @property
     def id(self) -> str:
@@ -155,6 +176,9 @@ class Scenario(_Record):
     participants: list[Participant] = Field(min_length=2)
     relation: Text
     setting: Text
+    pair_id: str | None = Field(
+        default=None, description="Comparable mode: shared by the matched scenarios."
+    )
 
 
 class JudgeScores(_Record):
@@ -275,3 +299,7 @@ class DialogueRecord(_Record):
     verdict: Verdict
     reasons: list[str] = Field(default_factory=list)
     model: str = ""
+    pair_id: str | None = Field(
+        default=None,
+        description="Comparable mode: the same id on the matched dialogues of each culture.",
+    )

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import jsonlines
@@ -24,13 +22,16 @@ from pydantic import ValidationError
 from pipeline.cultures import Registry, load_registry
 from pipeline.errors import ConfigError, RowProblem, SeedError
 from pipeline.schemas import SeedNorm, nfc
+from pipeline.storage import write_jsonl
 
 logger = logging.getLogger(__name__)
 
 REQUIRED = ("id", "culture", "language", "category", "norm")
-OPTIONAL = ("setting", "roles", "notes")
+OPTIONAL = ("setting", "roles", "notes", "source_id", "origin", "source_label", "pair")
 # write_seeds stores where each seed came from; loading sets it afresh.
 RECOMPUTED = ("source",)
+# Where an imported seed came from and how it pairs; kept as they are on reload.
+TRACE = ("source_id", "origin", "source_label", "pair")
 KNOWN = (*REQUIRED, *OPTIONAL, *RECOMPUTED)
 _FIELD_ORDER = {name: i for i, name in enumerate(KNOWN)}
 
@@ -95,7 +96,7 @@ def load_seeds(
             f"Expected one of {', '.join(CSV_SUFFIXES + JSONL_SUFFIXES)}; "
             "rename the file or convert it to CSV or JSON Lines."
         )
-    text = _read_text(path)
+    text = read_text(path)
     if not text.strip():
         raise SeedError(
             [RowProblem(file, 1, "(file)", "the file is empty; expected seed rows")]
@@ -142,18 +143,7 @@ def write_seeds(seeds: Iterable[SeedNorm], path: Path) -> int:
     Returns:
         The number of seeds written.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial_path = path.with_name(path.name + ".partial")
-
-    count = 0
-    dumps = partial(json.dumps, ensure_ascii=False)
-    with jsonlines.open(partial_path, mode="w", dumps=dumps) as writer:
-        for seed in seeds:
-            writer.write(seed.model_dump(mode="json"))
-            count += 1
-    partial_path.replace(path)
-
+    count = write_jsonl(seeds, path)
     logger.info("Wrote %d seed(s) to %s.", count, path)
     return count
 
@@ -173,8 +163,13 @@ def seed_stats(seeds: Iterable[SeedNorm]) -> pd.DataFrame:
     return counts.sort_values(keys, ignore_index=True)
 
 
-def _read_text(path: Path) -> str:
-    """Return the file's text, decoded as UTF-8 with an optional BOM."""
+def read_text(path: Path) -> str:
+    """Return the file's text, decoded as UTF-8 with an optional BOM.
+
+    Raises:
+        ConfigError: The file cannot be read.
+        SeedError: The file is not UTF-8; the problem names the line.
+    """
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -194,7 +189,7 @@ def _read_text(path: Path) -> str:
         raise SeedError([problem]) from err
 
 
-def _sniff_delimiter(text: str) -> str:
+def sniff_delimiter(text: str) -> str:
     """Return the delimiter used most in the header line: ',', ';' or a tab."""
     header = re.split(r"\r\n|\r|\n", text, maxsplit=1)[0]
     header = re.sub(r'"[^"]*"', "", header)
@@ -208,7 +203,7 @@ def _parse_csv(text: str, file: str, delimiter: str | None) -> _Parsed:
     parsed = _Parsed()
     reader = csv.reader(
         io.StringIO(text, newline=""),
-        delimiter=delimiter or _sniff_delimiter(text),
+        delimiter=delimiter or sniff_delimiter(text),
         strict=True,
     )
     try:
@@ -244,30 +239,45 @@ def _parse_csv(text: str, file: str, delimiter: str | None) -> _Parsed:
                 )
             )
 
+    for start, cells in csv_records(reader):
+        if isinstance(cells, csv.Error):
+            parsed.problems.append(_csv_problem(file, start, cells))
+            continue
+        if len(cells) > len(header):
+            parsed.problems.append(too_many_cells(file, start, len(cells), len(header)))
+        row = {name: cells[i] for name, i in index.items() if i < len(cells)}
+        parsed.rows.append((start, row))
+    return parsed
+
+
+def csv_records(
+    reader: Iterator[list[str]],
+) -> Iterator[tuple[int, list[str] | csv.Error]]:
+    """Yield each non-empty record of a csv reader with the line it starts on.
+
+    A record that does not parse is yielded as its ``csv.Error``, and reading goes on.
+    """
     while True:
         start = reader.line_num + 1
         try:
             cells = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as err:
-            parsed.problems.append(_csv_problem(file, start, err))
+            yield start, err
             continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) > len(header):
-            parsed.problems.append(
-                RowProblem(
-                    file,
-                    start,
-                    "(row)",
-                    f"{len(cells)} cells but the header has {len(header)}; "
-                    "quote cells that contain the delimiter",
-                )
-            )
-        row = {name: cells[i] for name, i in index.items() if i < len(cells)}
-        parsed.rows.append((start, row))
-    return parsed
+        if any(c.strip() for c in cells):
+            yield start, cells
+
+
+def too_many_cells(file: str, line: int, cells: int, header: int) -> RowProblem:
+    """Describe a record with more cells than the header has columns."""
+    return RowProblem(
+        file,
+        line,
+        "(row)",
+        f"{cells} cells but the header has {header}; quote cells that contain the delimiter",
+    )
 
 
 def _csv_problem(file: str, line: int, err: csv.Error) -> RowProblem:
@@ -330,20 +340,45 @@ def _json_problem(file: str, err: jsonlines.InvalidLineError) -> RowProblem:
     return RowProblem(file, err.lineno, "(json)", message)
 
 
+def validate_rows(
+    rows: Iterable[tuple[int, dict[str, object]]],
+    path: Path,
+    registry: Registry,
+    source_name: str | None = None,
+) -> tuple[list[SeedNorm], list[RowProblem]]:
+    """Check rows given as (line, fields) the way a seed file's rows are checked.
+
+    Importers of other formats build rows keyed by the seed fields and pass them
+    here, so every seed, whatever its origin, meets the same rules.
+
+    Args:
+        rows: (physical line, field values) pairs, in file order.
+        path: The file the rows come from; problems name it.
+        registry: Known cultures and languages.
+        source_name: How ``source`` names the file ("name:line"); the file's name
+            when None.
+
+    Returns:
+        The valid seeds and every problem, sorted by line.
+    """
+    return _check_rows(_Parsed(rows=list(rows)), path, registry, source_name)
+
+
 def _check_rows(
-    parsed: _Parsed, path: Path, registry: Registry
+    parsed: _Parsed, path: Path, registry: Registry, source_name: str | None = None
 ) -> tuple[list[SeedNorm], list[RowProblem]]:
     """Check every parsed row; return the valid seeds and all problems by line."""
     seeds: list[SeedNorm] = []
     problems = list(parsed.problems)
     first_line: dict[str, int] = {}
+    source_name = source_name or path.name
 
     # A row whose cells did not split cleanly is never used, even if its fields
     # happen to look valid: they may hold each other's text.
     broken = {p.line for p in parsed.problems if p.field == "(row)"}
     for line, raw in parsed.rows:
         seed, row_problems = _check_row(
-            line, raw, path, registry, parsed.missing, first_line
+            line, raw, path, registry, parsed.missing, first_line, source_name
         )
         problems.extend(row_problems)
         if seed is not None and not row_problems and line not in broken:
@@ -360,6 +395,7 @@ def _check_row(
     registry: Registry,
     missing: set[str],
     first_line: dict[str, int],
+    source_name: str,
 ) -> tuple[SeedNorm | None, list[RowProblem]]:
     """Check one row; return its seed (None if unusable) and its problems."""
     file = str(path)
@@ -369,7 +405,7 @@ def _check_row(
         problems.append(RowProblem(file, line, name, message))
 
     values: dict[str, str] = {}
-    for name in (*REQUIRED, "setting", "notes"):
+    for name in (*REQUIRED, "setting", "notes", *TRACE):
         value, error = _as_text(raw.get(name))
         if error:
             problem(name, error)
@@ -413,7 +449,8 @@ def _check_row(
             setting=values["setting"] or None,
             roles=roles,
             notes=values["notes"] or None,
-            source=f"{path.name}:{line}",
+            source=f"{source_name}:{line}",
+            **{name: values[name] or None for name in TRACE},
         )
     except ValidationError as err:
         for e in err.errors():
@@ -475,18 +512,18 @@ def _as_text(value: object) -> tuple[str, str | None]:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return "", f"expected text, got {type(value).__name__}"
     text = re.sub(r"\r\n?", "\n", str(value))
-    control = next((ch for ch in text if _is_control(ch)), None)
-    if control is not None:
+    found = _CONTROL.search(text)
+    if found is not None:
         return "", (
-            f"contains the control character U+{ord(control):04X}; remove it "
+            f"contains the control character U+{ord(found.group()):04X}; remove it "
             "(only line breaks and tabs are allowed in text)"
         )
     return nfc(text), None
 
 
-def _is_control(ch: str) -> bool:
-    """Tell whether a character is a control character, not a line break or tab."""
-    return unicodedata.category(ch) == "Cc" and ch not in "\n\t"
+# Unicode's control characters (category Cc) but line feed and tab; a regex
+# instead of a per-character category look-up keeps large banks fast.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _visible(text: str) -> bool:

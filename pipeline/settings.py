@@ -154,6 +154,35 @@ class ReleaseSettings(BaseModel):
         return {"train": self.train, "validation": self.validation, "test": self.test}
 
 
+class GrowthSettings(BaseModel):
+    """How a few seed norms per culture and category grow into a norm bank."""
+
+    k: int = Field(
+        default=10, ge=1, le=40, description="Sub-norms per culture and category."
+    )
+    tones: list[str] = Field(
+        default=["formal", "neutral", "casual"],
+        description="Tones the sub-norms cover.",
+    )
+    honorifics: list[str] = Field(
+        default=["honorific speech", "plain speech"],
+        description="Uses of honorifics the sub-norms cover.",
+    )
+    distances: list[str] = Field(
+        default=["close (family, friends)", "acquaintance", "stranger", "hierarchical"],
+        description="Relational distances the sub-norms cover.",
+    )
+    rounds: int = Field(
+        default=2,
+        ge=1,
+        description="Rounds of asking while duplicates or rejects leave fewer than k.",
+    )
+    duplicate_threshold: float = Field(
+        default=0.6,
+        description="MinHash Jaccard estimate at which two norms are duplicates.",
+    )
+
+
 class Settings(BaseSettings):
     """normloom's settings."""
 
@@ -169,6 +198,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = Field(default_factory=GenerationSettings)
     checks: CheckSettings = Field(default_factory=CheckSettings)
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
+    growth: GrowthSettings = Field(default_factory=GrowthSettings)
     cultures_path: Path | None = Field(
         default=None,
         description="Extra cultures and languages (JSON) merged over the built-in ones.",

@@ -10,13 +10,18 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import jsonlines
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+from pipeline.errors import RowProblem
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 FILES = {
     "seeds": "seeds.jsonl",
@@ -51,6 +56,43 @@ def read_jsonl(path: Path) -> Iterator[dict]:
         return
     with jsonlines.open(path) as reader:
         yield from reader.iter(skip_empty=True)
+
+
+def read_records(path: Path, model: type[M]) -> tuple[list[M], list[RowProblem]]:
+    """Read a JSON Lines file as ``model`` records; also return each bad field."""
+    records: list[M] = []
+    problems: list[RowProblem] = []
+    with jsonlines.open(path) as reader:
+        for line, row in enumerate(reader.iter(skip_empty=True), start=1):
+            try:
+                records.append(model.model_validate(row))
+            except ValidationError as err:
+                for e in err.errors():
+                    field = ".".join(str(p) for p in e["loc"]) or "(row)"
+                    problems.append(RowProblem(str(path), line, field, e["msg"]))
+    return records, problems
+
+
+def write_jsonl(records: Iterable[BaseModel], path: Path) -> int:
+    """Write records to a JSON Lines file at once, keeping non-ASCII text as it is.
+
+    The file is written beside its target and renamed into place, so a reader never
+    sees half of it; missing folders are created.
+
+    Returns:
+        The number of records written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial_path = path.with_name(path.name + ".partial")
+
+    count = 0
+    with jsonlines.open(partial_path, mode="w", dumps=_dumps) as writer:
+        for record in records:
+            writer.write(record.model_dump(mode="json"))
+            count += 1
+    partial_path.replace(path)
+    return count
 
 
 class RunStore:

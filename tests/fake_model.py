@@ -104,6 +104,24 @@ SITUATION = {
     "ko": "민지는 입사 일 년 차 사원이다. 준호는 같은 팀의 선배이다. 두 사람은 "
     "사무실 휴게실에서 만난다. 민지는 발표 자료에 대해 도움이 필요하다.",
 }
+# Distinct sub-norms per language, so that growth keeps them all.
+GROWN = {
+    "en": [
+        "When asking a teacher for an extension, explain the reason first.",
+        "Ask a close friend for a ride casually, but offer to pay for gas.",
+        "A stranger asked for directions should be addressed as sir or madam.",
+    ],
+    "zh": [
+        "向老师请假时，要先说明原因。",
+        "请好朋友帮忙搬家，事后请他吃饭。",
+        "向陌生人问路时，先说“您好，打扰一下”。",
+    ],
+    "ko": [
+        "선생님께 마감 연장을 부탁할 때는 먼저 이유를 말씀드린다.",
+        "친한 친구에게 차를 태워 달라고 할 때는 기름값을 내겠다고 한다.",
+        "모르는 사람에게 길을 물을 때는 '실례합니다'로 시작한다.",
+    ],
+}
 ARC = ["violation", "recognition", "repair", "repair", "resolution", "resolution"]
 
 
@@ -180,6 +198,23 @@ def answer(request: dict, judge_scale: int | None = None) -> Reply:
             "emotion_appropriateness": 4,
             "norm_scale": scale,
             "rationale": "Fits the norm.",
+        }
+    elif stage == "GrowReply":
+        n = len(re.findall(r"^\[\d+\] tone:", request["messages"][-1]["content"], re.M))
+        data = {
+            "norms": [
+                {"index": i, "norm": GROWN[lang][i % 3], "setting": "school"}
+                for i in range(n)
+            ]
+        }
+    elif stage == "GrowJudgeReply":
+        n = len(
+            re.findall(r"^\[\d+\] <data>", request["messages"][-1]["content"], re.M)
+        )
+        data = {
+            "verdicts": [
+                {"index": i, "valid": True, "reason": "Fine."} for i in range(n)
+            ]
         }
     else:
         return Reply(status=400, content=f"unknown schema {stage}")

@@ -46,4 +46,4 @@ def test_unknown_culture_option_lists_the_known_ones(tmp_path: Path) -> None:
     result = _generate("--seeds", str(seeds), "--cultures", "atlantis")
 
     assert result.exit_code == 2
-    assert "Unknown culture(s) atlantis; known: cn, kr, us" in result.output
+    assert "Unknown culture(s) atlantis; known: cn, ir, kr, us" in result.output

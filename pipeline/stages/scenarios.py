@@ -38,10 +38,17 @@ def generate_scenario(item: WorkItem, ctx: StageContext) -> Scenario:
         culture=ctx.culture,
         language=ctx.language,
     )
+    return ask_scenario(messages, item, ctx, "scenario")
+
+
+def ask_scenario(
+    messages: list[dict], item: WorkItem, ctx: StageContext, stage: str
+) -> Scenario:
+    """Ask for a scenario with rendered ``messages``; return it as ``item``'s record."""
     reply = ctx.llm.complete(
         messages,
         ScenarioReply,
-        stage="scenario",
+        stage=stage,
         sample=item.sample,
         max_tokens=ctx.budget(450),
     )
@@ -57,4 +64,5 @@ def generate_scenario(item: WorkItem, ctx: StageContext) -> Scenario:
         ],
         relation=reply.relation,
         setting=reply.setting,
+        pair_id=item.pair_id,
     )
