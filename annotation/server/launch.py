@@ -5,7 +5,7 @@ normloom's: it imports only what that virtualenv has. The server's own typer CLI
 crashes there (typer 0.9 with a newer click), so this does what it would: migrate the
 database with alembic, create the owner, run uvicorn or an rq worker. Every setting
 comes from the ARGILLA_* environment the caller sets; the owner's password and API key
-come on standard input as JSON, so they never show in a process list.
+come to `setup` on standard input as JSON, so they never show in a process list.
 """
 
 from __future__ import annotations
@@ -64,9 +64,10 @@ async def _create_owner(username: str, password: str, api_key: str, workspace: s
             await WorkspaceUser.create(db, workspace_id=space.id, user_id=user.id)
 
 
-def owner() -> None:
-    """Create or update the owner user from JSON on standard input."""
+def setup() -> None:
+    """Migrate, then create or update the owner from JSON on standard input."""
     data = json.loads(sys.stdin.read())
+    migrate()
     asyncio.run(
         _create_owner(
             data["username"], data["password"], data["api_key"], data["workspace"]
@@ -96,18 +97,15 @@ def main() -> None:
     """Parse the command line and run one command."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("migrate")
-    sub.add_parser("owner")
+    sub.add_parser("setup")
     serve = sub.add_parser("server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, required=True)
     sub.add_parser("worker")
     args = parser.parse_args()
 
-    if args.command == "migrate":
-        migrate()
-    elif args.command == "owner":
-        owner()
+    if args.command == "setup":
+        setup()
     elif args.command == "server":
         server(args.host, args.port)
     else:
