@@ -22,9 +22,13 @@ SHOW_SKIPPED = 20
 
 
 def _register_groups() -> None:
+    from flows.cli_annotate import app as annotate_app
+    from flows.cli_argilla import app as argilla_app
     from flows.cli_llm import app as llm_app
 
     app.add_typer(llm_app, name="llm", help="Run the embedded llama.cpp server.")
+    app.add_typer(argilla_app, name="argilla", help="Run a local Argilla server.")
+    app.add_typer(annotate_app, name="annotate", help="Human annotation in Argilla.")
 
 
 def _count_lines(path: Path) -> int:

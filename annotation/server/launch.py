@@ -60,7 +60,10 @@ async def _create_owner(username: str, password: str, api_key: str, workspace: s
             await user.update(
                 db, password_hash=accounts.hash_password(password), api_key=api_key
             )
-        if await WorkspaceUser.get_by(db, workspace_id=space.id, user_id=user.id) is None:
+        if (
+            await WorkspaceUser.get_by(db, workspace_id=space.id, user_id=user.id)
+            is None
+        ):
             await WorkspaceUser.create(db, workspace_id=space.id, user_id=user.id)
 
 
@@ -78,7 +81,6 @@ def setup() -> None:
 def server(host: str, port: int) -> None:
     """Serve the API and the web UI with uvicorn."""
     import uvicorn
-
     from argilla_server.search_engine import SearchEngine
 
     assert sql_engine.ENGINE_NAME in SearchEngine.registered_classes

@@ -1,4 +1,4 @@
-"""A search engine for argilla-server that answers from the server's own SQL database.
+r"""A search engine for argilla-server that answers from the server's own SQL database.
 
 Runs inside the argilla-server virtualenv only: it imports ``argilla_server`` and
 ``sqlalchemy`` from there, never anything of normloom's. Importing it registers the
@@ -191,7 +191,9 @@ class _Query:
         )
 
     def _response_sql(self, scope: ResponseFilterScope, flt) -> str:
-        user = f" AND x.user_id = {self.bind(_hex(scope.user.id))}" if scope.user else ""
+        user = (
+            f" AND x.user_id = {self.bind(_hex(scope.user.id))}" if scope.user else ""
+        )
         if scope.question:
             path = f'$."{scope.question}".value'
             cond = self.json_values_sql('x."values"', flt, path)
@@ -227,8 +229,10 @@ class _Query:
             return f"json_extract(r.metadata, {path}) {direction}"
         if isinstance(scope, SuggestionFilterScope):
             question = self.bind(scope.question)
-            prop = "json_extract(s.score, '$')" if scope.property == "score" else (
-                f"s.{scope.property}"
+            prop = (
+                "json_extract(s.score, '$')"
+                if scope.property == "score"
+                else (f"s.{scope.property}")
             )
             return (
                 f"(SELECT {prop} FROM suggestions s JOIN questions q ON q.id = "
@@ -236,10 +240,14 @@ class _Query:
                 f"{direction}"
             )
         if isinstance(scope, ResponseFilterScope):
-            user = f" AND x.user_id = {self.bind(_hex(scope.user.id))}" if scope.user else ""
+            user = (
+                f" AND x.user_id = {self.bind(_hex(scope.user.id))}"
+                if scope.user
+                else ""
+            )
             if scope.question:
                 path = self.bind(f'$."{scope.question}".value')
-                expr = f"AVG(CAST(json_extract(x.\"values\", {path}) AS REAL))"
+                expr = f'AVG(CAST(json_extract(x."values", {path}) AS REAL))'
             else:
                 expr = f"MIN(x.{scope.property})"
             return (
@@ -358,14 +366,18 @@ class SQLSearchEngine(SearchEngine):
         orders = [q.order_sql(o) for o in sort or []] + ["r.inserted_at", "r.rowid"]
 
         where = " AND ".join(q.where)
-        total = (await self._rows(f"SELECT COUNT(*) FROM records r WHERE {where}", q.params))[0][0]
+        total = (
+            await self._rows(f"SELECT COUNT(*) FROM records r WHERE {where}", q.params)
+        )[0][0]
         page = await self._rows(
             f"SELECT r.id FROM records r WHERE {where} ORDER BY {', '.join(orders)} "
             f"LIMIT {q.bind(limit)} OFFSET {q.bind(offset)}",
             q.params,
         )
         score = 1.0 if query is not None else None
-        items = [SearchResponseItem(record_id=UUID(str(rid)), score=score) for (rid,) in page]
+        items = [
+            SearchResponseItem(record_id=UUID(str(rid)), score=score) for (rid,) in page
+        ]
         return SearchResponses(items=items, total=total)
 
     async def similarity_search(self, *args, **kwargs) -> SearchResponses:
@@ -390,7 +402,7 @@ class SQLSearchEngine(SearchEngine):
             )
             values = [TermsMetrics.TermCount(term=str(v), count=n) for v, n in rows]
             return TermsMetrics(total=sum(v.count for v in values), values=values)
-        (low, high), = await self._rows(
+        ((low, high),) = await self._rows(
             "SELECT MIN(CAST(json_extract(r.metadata, :path) AS REAL)), "
             "MAX(CAST(json_extract(r.metadata, :path) AS REAL)) FROM records r "
             "WHERE r.dataset_id = :d AND json_extract(r.metadata, :path) IS NOT NULL",

@@ -1,0 +1,152 @@
+"""The annotate-dialogues flow: a run's accepted dialogues to Argilla."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import argilla as rg
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from annotation.client import connect, load_settings, server_address
+from annotation.datasets import Level, dataset_name
+from annotation.push import (
+    count_records,
+    ensure_annotators,
+    ensure_dataset,
+    ensure_workspace,
+    push_records,
+)
+from annotation.records import AnnotationRecord, build_records, validate_records
+from pipeline.errors import AnnotationError
+from pipeline.schemas import DialogueRecord
+from pipeline.settings import ArgillaSettings
+from pipeline.storage import read_jsonl
+
+TASK = {"cache_policy": NO_CACHE}
+
+
+def read_run(run_dir: Path) -> list[DialogueRecord]:
+    """Read the accepted dialogues of a run.
+
+    Raises:
+        AnnotationError: The run has no dialogues.jsonl.
+    """
+    path = Path(run_dir) / "dialogues.jsonl"
+    if not path.exists():
+        raise AnnotationError(
+            f"{path} does not exist; expected the directory of a finished "
+            "`normloom generate` run."
+        )
+    return [DialogueRecord.model_validate(row) for row in read_jsonl(path)]
+
+
+@task(name="build-records", **TASK)
+def make_records(dialogues: list[DialogueRecord]) -> list[AnnotationRecord]:
+    """Build the dialogue and turn records and check them before anything is sent."""
+    records = build_records(dialogues)
+    validate_records(records)
+    return records
+
+
+@task(name="prepare-datasets", **TASK)
+def prepare_datasets(
+    client: rg.Argilla, settings: ArgillaSettings, run_id: str
+) -> dict[Level, tuple[rg.Dataset, bool]]:
+    """Make sure the workspace, the annotators and both datasets exist."""
+    workspace = ensure_workspace(client, settings.workspace)
+    added = ensure_annotators(client, workspace, settings.annotators)
+    if added:
+        get_run_logger().info(
+            "Added %s to workspace %s", ", ".join(added), workspace.name
+        )
+    return {
+        level: ensure_dataset(
+            client,
+            dataset_name(settings.dataset_prefix, run_id, level),
+            settings.workspace,
+            level,
+            settings.min_submitted,
+        )
+        for level in Level
+    }
+
+
+@task(name="push-records", **TASK)
+def send_records(
+    client: rg.Argilla,
+    dataset: rg.Dataset,
+    records: list[AnnotationRecord],
+    batch_size: int,
+) -> dict:
+    """Upsert one dataset's records and report how many the server holds."""
+    seconds = push_records(dataset, records, batch_size)
+    return {
+        "name": dataset.name,
+        "pushed": len(records),
+        "on_server": count_records(client, dataset),
+        "seconds": round(seconds, 3),
+    }
+
+
+@flow(name="annotate-dialogues")
+def annotate_dialogues(
+    run_dir: str, settings_file: str | None = None, limit: int | None = None
+) -> dict:
+    """Send a run's accepted dialogues to Argilla for turn-level annotation.
+
+    Args:
+        run_dir: Directory of a `normloom generate` run.
+        settings_file: JSON or TOML file with Argilla settings (workspace,
+            annotators, min_submitted, ...) over the environment's.
+        limit: Push only the first ``limit`` dialogues.
+
+    Returns:
+        A summary: server URL, workspace, and per dataset its name, records pushed,
+        records on the server and seconds taken; also written to
+        ``<run_dir>/annotations/push.json``.
+    """
+    logger = get_run_logger()
+    settings = load_settings(
+        settings_file=Path(settings_file) if settings_file else None
+    )
+    run = Path(run_dir)
+    dialogues = read_run(run)[:limit]
+    records = make_records(dialogues)
+
+    client = connect(settings)
+    datasets = prepare_datasets(client, settings, run.resolve().name)
+
+    started = time.monotonic()
+    report = {}
+    for level, (dataset, created) in datasets.items():
+        chosen = [r for r in records if r.level is level]
+        report[level.value] = {
+            **send_records(client, dataset, chosen, settings.batch_size),
+            "created": created,
+        }
+    seconds = time.monotonic() - started
+
+    summary = {
+        "run_dir": str(run),
+        "url": server_address(settings)[0],
+        "workspace": settings.workspace,
+        "dialogues": len(dialogues),
+        "datasets": report,
+        "seconds": round(seconds, 3),
+        "records_per_s": round(len(records) / seconds, 1) if seconds else None,
+    }
+    out = run / "annotations"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "push.json").write_text(json.dumps(summary, indent=2), "utf-8")
+    logger.info(
+        "Pushed %d dialogue and %d turn records of %d dialogues to %s in %.1f s",
+        report["dialogues"]["pushed"],
+        report["turns"]["pushed"],
+        len(dialogues),
+        summary["url"],
+        seconds,
+    )
+    return summary
