@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tomllib
 from pathlib import Path
 
@@ -93,8 +92,6 @@ def connect(settings: ArgillaSettings) -> rg.Argilla:
     Raises:
         AnnotationError: The server cannot be reached or refuses the key.
     """
-    # The SDK draws a tqdm bar per push; normloom reports its own progress.
-    os.environ.setdefault("TQDM_DISABLE", "1")
     url, key = server_address(settings)
     try:
         client = rg.Argilla(api_url=url, api_key=key, timeout=int(settings.timeout_s))

@@ -47,11 +47,15 @@ YES_NO = ("yes", "no")
 RATING = (1, 2, 3, 4, 5)
 
 TURN_QUESTIONS = (
-    Question("norm_label", "Norm label", "label", tuple(NormLabel)),
-    Question("intent", "Intent", "label", tuple(Intent)),
-    Question("emotion", "Emotion", "label", tuple(Emotion)),
+    Question("norm_label", "Norm label", "label", tuple(v.value for v in NormLabel)),
+    Question("intent", "Intent", "label", tuple(v.value for v in Intent)),
+    Question("emotion", "Emotion", "label", tuple(v.value for v in Emotion)),
     Question(
-        "arc_stage", "Arc stage (v2r only)", "label", tuple(ArcStage), required=False
+        "arc_stage",
+        "Arc stage (v2r only)",
+        "label",
+        tuple(v.value for v in ArcStage),
+        required=False,
     ),
     Question("rationale", "Rationale (one sentence)", "text", required=False),
 )
@@ -106,33 +110,45 @@ def guidelines(level: Level) -> str:
     return (GUIDELINES / f"{level.value}.md").read_text("utf-8")
 
 
-def _question(q: Question) -> rg.QuestionType:
+def _question(q: Question, client: rg.Argilla) -> rg.QuestionType:
+    common = {
+        "name": q.name,
+        "title": q.title,
+        "required": q.required,
+        "client": client,
+    }
     if q.kind == "rating":
-        return rg.RatingQuestion(
-            name=q.name, title=q.title, values=list(q.labels), required=q.required
-        )
+        return rg.RatingQuestion(values=list(q.labels), **common)
     if q.kind == "label":
-        return rg.LabelQuestion(
-            name=q.name, title=q.title, labels=list(q.labels), required=q.required
-        )
-    return rg.TextQuestion(name=q.name, title=q.title, required=q.required)
+        return rg.LabelQuestion(labels=list(q.labels), **common)
+    return rg.TextQuestion(**common)
 
 
-def argilla_settings(level: Level, min_submitted: int) -> rg.Settings:
-    """Build the Argilla settings (fields, questions, metadata) of a level."""
+def argilla_settings(
+    level: Level, min_submitted: int, client: rg.Argilla
+) -> rg.Settings:
+    """Build the Argilla settings (fields, questions, metadata) of a level.
+
+    The SDK ties every part of the settings to a client; ``client`` is that one.
+    """
     fields = [
-        rg.ChatField(name=name, title=title, required=True)
+        rg.ChatField(name=name, title=title, required=True, _client=client)
         if kind == "chat"
-        else rg.TextField(name=name, title=title, required=True, use_markdown=False)
+        else rg.TextField(
+            name=name, title=title, required=True, use_markdown=False, client=client
+        )
         for name, (kind, title) in FIELDS[level].items()
     ]
-    metadata = [rg.TermsMetadataProperty(name=n) for n in TERMS_METADATA] + [
-        rg.IntegerMetadataProperty(name=n) for n in INTEGER_METADATA[level]
+    metadata = [
+        rg.TermsMetadataProperty(name=n, client=client) for n in TERMS_METADATA
+    ] + [
+        rg.IntegerMetadataProperty(name=n, client=client)
+        for n in INTEGER_METADATA[level]
     ]
     return rg.Settings(
         guidelines=guidelines(level),
         fields=fields,
-        questions=[_question(q) for q in QUESTIONS[level]],
+        questions=[_question(q, client) for q in QUESTIONS[level]],
         metadata=metadata,
         distribution=rg.TaskDistribution(min_submitted=min_submitted),
         allow_extra_metadata=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable
 
 import argilla as rg
@@ -81,15 +82,23 @@ def _check_shape(dataset: rg.Dataset, level: Level) -> None:
         )
 
 
+def find_dataset(client: rg.Argilla, name: str, workspace: str) -> rg.Dataset | None:
+    """Return the dataset of that name in the workspace, or None."""
+    with warnings.catch_warnings():
+        # The SDK warns when a dataset is not there; None says it already.
+        warnings.simplefilter("ignore", UserWarning)
+        return client.datasets(name=name, workspace=workspace)
+
+
 def ensure_dataset(
     client: rg.Argilla, name: str, workspace: str, level: Level, min_submitted: int
 ) -> tuple[rg.Dataset, bool]:
     """Return the dataset and whether it was created now."""
-    dataset = client.datasets(name=name, workspace=workspace)
+    dataset = find_dataset(client, name, workspace)
     if dataset is not None:
         _check_shape(dataset, level)
         return dataset, False
-    settings = argilla_settings(level, min_submitted)
+    settings = argilla_settings(level, min_submitted, client)
     dataset = rg.Dataset(
         name=name, workspace=workspace, settings=settings, client=client
     )

@@ -55,7 +55,9 @@ def resolve_turns(rows: list[dict]) -> list[dict]:
         # The rationale of an annotator who chose the resolved norm label, if any.
         rationales = [
             r["rationale"]
-            for r in sorted(group, key=lambda r: r.get("norm_label") != out["norm_label"])
+            for r in sorted(
+                group, key=lambda r: r.get("norm_label") != out["norm_label"]
+            )
             if isinstance(r.get("rationale"), str) and r["rationale"].strip()
         ]
         out["rationale"] = rationales[0] if rationales else None

@@ -197,6 +197,8 @@ def main() -> None:
     # Prefect's telemetry heartbeat races the temporary server's SQLite database on
     # start-up and prints a spurious error; normloom has nothing to report anyway.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The Argilla SDK draws a tqdm bar per batch; the CLI shows its own status.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     app()
 
 

@@ -19,6 +19,7 @@ from annotation.agreement import agreement_report
 from annotation.client import connect, load_settings
 from annotation.collect import fetch_rows, usernames
 from annotation.datasets import Level, dataset_name
+from annotation.push import find_dataset
 from annotation.resolve import exemplars_from, resolve_dialogues, resolve_turns
 from flows.annotate import read_run
 from pipeline.errors import AnnotationError
@@ -50,7 +51,7 @@ def fetch_responses(
     rows = {}
     for level in Level:
         name = dataset_name(settings.dataset_prefix, run_id, level)
-        dataset = client.datasets(name=name, workspace=settings.workspace)
+        dataset = find_dataset(client, name, settings.workspace)
         if dataset is None:
             raise AnnotationError(
                 f"Dataset {name!r} is not in workspace {settings.workspace!r}; push "
