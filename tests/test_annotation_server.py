@@ -110,9 +110,13 @@ def _server_ids(owner, level: Level) -> dict[str, str]:
     return {r["external_id"]: r["id"] for r in reply.json()["items"]}
 
 
-def test_push_then_repush_keeps_the_count_and_updates_suggestions(run, owner):
+def test_push_then_repush_keeps_the_count_and_updates_suggestions(
+    run, owner, monkeypatch
+):
     from flows.annotate import annotate_dialogues
 
+    # Three batches of at most 4 turn records: none overwrites another.
+    monkeypatch.setenv("NORMLOOM_ARGILLA__BATCH_SIZE", "4")
     first = annotate_dialogues(str(run))
     assert first["datasets"]["dialogues"] == {
         "name": "normloom-run-api-dialogues",
