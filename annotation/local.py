@@ -9,6 +9,7 @@ let ``stop`` end exactly the processes ``start`` began.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -147,12 +148,24 @@ class LocalServer:
     # --- virtualenv ---------------------------------------------------------
 
     def ensure_venv(self) -> float:
-        """Create the server's virtualenv unless it is there; return seconds spent."""
+        """Create the server's virtualenv unless it is there; return seconds spent.
+
+        A lock file next to it makes a second process wait instead of installing
+        into the same directory at the same time.
+        """
+        venv = Path(self.settings.venv)
+        venv.parent.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with open(venv.with_name(venv.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._install_venv()
+        return time.monotonic() - started
+
+    def _install_venv(self) -> None:
         marker = Path(self.settings.venv) / ".normloom-installed"
         wanted = self.settings.server_requirement
         if marker.exists() and marker.read_text().strip() == wanted:
-            return 0.0
-        started = time.monotonic()
+            return
         self.logs.mkdir(parents=True, exist_ok=True)
         base = shutil.which("python3.11") or getattr(
             sys, "_base_executable", sys.executable
@@ -172,7 +185,6 @@ class LocalServer:
                         "and the package index are reachable."
                     )
         marker.write_text(wanted + "\n")
-        return time.monotonic() - started
 
     # --- start and stop -----------------------------------------------------
 
