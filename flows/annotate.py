@@ -6,7 +6,6 @@ import json
 import time
 from pathlib import Path
 
-import argilla as rg
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
@@ -17,6 +16,7 @@ from annotation.push import (
     ensure_annotators,
     ensure_dataset,
     ensure_workspace,
+    find_dataset,
     push_records,
 )
 from annotation.records import AnnotationRecord, build_records, validate_records
@@ -51,11 +51,15 @@ def make_records(dialogues: list[DialogueRecord]) -> list[AnnotationRecord]:
     return records
 
 
+# Tasks get the settings (the key inside stays a SecretStr) and connect themselves:
+# a client object carries the key in plain text, so it never becomes a task input.
 @task(name="prepare-datasets", **TASK)
-def prepare_datasets(
-    client: rg.Argilla, settings: ArgillaSettings, run_id: str
-) -> dict[Level, tuple[rg.Dataset, bool]]:
-    """Make sure the workspace, the annotators and both datasets exist."""
+def prepare_datasets(settings: ArgillaSettings, run_id: str) -> dict[Level, bool]:
+    """Make sure the workspace, the annotators and both datasets exist.
+
+    Returns, per level, whether its dataset was created now.
+    """
+    client = connect(settings)
     workspace = ensure_workspace(client, settings.workspace)
     added = ensure_annotators(client, workspace, settings.annotators)
     if added:
@@ -69,20 +73,21 @@ def prepare_datasets(
             settings.workspace,
             level,
             settings.min_submitted,
-        )
+        )[1]
         for level in Level
     }
 
 
 @task(name="push-records", **TASK)
 def send_records(
-    client: rg.Argilla,
-    dataset: rg.Dataset,
-    records: list[AnnotationRecord],
-    batch_size: int,
+    settings: ArgillaSettings, name: str, records: list[AnnotationRecord]
 ) -> dict:
     """Upsert one dataset's records and report how many the server holds."""
-    seconds = push_records(dataset, records, batch_size)
+    client = connect(settings)
+    dataset = find_dataset(client, name, settings.workspace)
+    if dataset is None:
+        raise AnnotationError(f"Dataset {name!r} disappeared while pushing.")
+    seconds = push_records(dataset, records, settings.batch_size)
     return {
         "name": dataset.name,
         "pushed": len(records),
@@ -116,16 +121,17 @@ def annotate_dialogues(
     dialogues = read_run(run)[:limit]
     records = make_records(dialogues)
 
-    client = connect(settings)
-    datasets = prepare_datasets(client, settings, run.resolve().name)
+    run_id = run.resolve().name
+    created = prepare_datasets(settings, run_id)
 
     started = time.monotonic()
     report = {}
-    for level, (dataset, created) in datasets.items():
+    for level in Level:
+        name = dataset_name(settings.dataset_prefix, run_id, level)
         chosen = [r for r in records if r.level is level]
         report[level.value] = {
-            **send_records(client, dataset, chosen, settings.batch_size),
-            "created": created,
+            **send_records(settings, name, chosen),
+            "created": created[level],
         }
     seconds = time.monotonic() - started
 

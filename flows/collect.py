@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import argilla as rg
 import jsonlines
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -43,10 +42,9 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 @task(name="fetch-responses", **TASK)
-def fetch_responses(
-    client: rg.Argilla, settings: ArgillaSettings, run_id: str
-) -> dict[Level, list[dict]]:
+def fetch_responses(settings: ArgillaSettings, run_id: str) -> dict[Level, list[dict]]:
     """Fetch the submitted responses of both datasets of a run."""
+    client = connect(settings)  # here, so no client (it holds the key) is a task input
     names = usernames(client)
     rows = {}
     for level in Level:
@@ -94,8 +92,7 @@ def collect_annotations(run_dir: str, settings_file: str | None = None) -> dict:
     run = Path(run_dir)
     dialogues = {d.id: d for d in read_run(run)}
 
-    client = connect(settings)
-    rows = fetch_responses(client, settings, run.resolve().name)
+    rows = fetch_responses(settings, run.resolve().name)
     turn_rows, dialogue_rows = rows[Level.TURNS], rows[Level.DIALOGUES]
 
     resolved = resolve_turns(turn_rows)

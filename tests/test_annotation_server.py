@@ -336,3 +336,16 @@ def test_the_api_key_is_in_no_output(run, argilla_server, capfd):
     out, err = capfd.readouterr()
     assert key not in out + err
     assert key not in json.dumps(dict(os.environ))
+
+    # Nor in what Prefect keeps: flow and task runs with their parameters, and logs.
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        kept = [
+            *prefect.read_flow_runs(),
+            *prefect.read_task_runs(),
+            *prefect.read_logs(),
+        ]
+    assert any("run_dir" in getattr(r, "parameters", {}) for r in kept)
+    assert any(getattr(r, "name", "").startswith("push-records") for r in kept)
+    assert key not in json.dumps([r.model_dump(mode="json") for r in kept])
