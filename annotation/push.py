@@ -45,6 +45,13 @@ def ensure_workspace(client: rg.Argilla, name: str) -> rg.Workspace:
     return workspace
 
 
+def find_user(client: rg.Argilla, username: str) -> rg.User | None:
+    """Return the user of that name, or None (without the SDK's warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return client.users(username=username)
+
+
 def ensure_annotators(
     client: rg.Argilla, workspace: rg.Workspace, usernames: list[str]
 ) -> list[str]:
@@ -53,7 +60,7 @@ def ensure_annotators(
     Raises:
         AnnotationError: A username does not exist on the server.
     """
-    missing = [u for u in usernames if client.users(username=u) is None]
+    missing = [u for u in usernames if find_user(client, u) is None]
     if missing:
         raise AnnotationError(
             f"Annotator(s) {', '.join(missing)} do not exist on the Argilla server; "

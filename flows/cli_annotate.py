@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from pipeline.errors import NormloomError
 
@@ -22,8 +23,9 @@ SettingsFile = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
-def _fail(err: Exception) -> typer.Exit:
-    console.print(f"[red]Error:[/red] {err}", highlight=False, markup=False)
+def _fail(err: object) -> typer.Exit:
+    # The message is data (paths, server replies), never markup.
+    console.print(Text.assemble(("Error: ", "red"), str(err)), soft_wrap=True)
     return typer.Exit(1)
 
 

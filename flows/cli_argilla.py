@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from annotation.local import LocalServer
 from pipeline.errors import NormloomError
@@ -22,8 +24,9 @@ def _server() -> LocalServer:
     return LocalServer(load_settings())
 
 
-def _fail(err: Exception) -> typer.Exit:
-    console.print(f"[red]Error:[/red] {err}", highlight=False, markup=False)
+def _fail(err: object) -> typer.Exit:
+    # The message is data (paths, server replies), never markup.
+    console.print(Text.assemble(("Error: ", "red"), str(err)), soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -111,20 +114,23 @@ def add_user(
     import argilla as rg
 
     from annotation.client import connect, load_settings
-    from annotation.push import ensure_workspace
+    from annotation.push import ensure_workspace, find_user
 
     settings = load_settings()
     try:
-        client = connect(settings)
-        user = (
-            client.users(username=username)
-            or rg.User(
-                username=username, password=password, role=role, client=client
-            ).create()
-        )
-        workspace = ensure_workspace(client, settings.workspace)
-        if username not in {u.username for u in workspace.users}:
-            workspace.add_user(user)
+        with warnings.catch_warnings():
+            # The SDK warns while it looks a new user up; the outcome is printed.
+            warnings.simplefilter("ignore", UserWarning)
+            client = connect(settings)
+            user = (
+                find_user(client, username)
+                or rg.User(
+                    username=username, password=password, role=role, client=client
+                ).create()
+            )
+            workspace = ensure_workspace(client, settings.workspace)
+            if username not in {u.username for u in workspace.users}:
+                workspace.add_user(user)
     except NormloomError as err:
         raise _fail(err) from err
     except Exception as err:  # noqa: BLE001 - the SDK's errors, shown in one line
