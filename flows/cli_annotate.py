@@ -23,6 +23,15 @@ SettingsFile = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")]
 
 
+def _check_run(run_dir: Path) -> None:
+    """Refuse a directory that is not a run before a flow (and its logs) start."""
+    if not (run_dir / "dialogues.jsonl").is_file():
+        raise _fail(
+            f"{run_dir / 'dialogues.jsonl'} does not exist; expected the directory "
+            "of a finished `normloom generate` run."
+        )
+
+
 def _fail(err: object) -> typer.Exit:
     # The message is data (paths, server replies), never markup.
     console.print(Text.assemble(("Error: ", "red"), str(err)), soft_wrap=True)
@@ -45,6 +54,7 @@ def push(
     """
     from flows.annotate import annotate_dialogues
 
+    _check_run(run_dir)
     try:
         with console.status("Pushing records to Argilla ..."):
             summary = annotate_dialogues(
@@ -75,6 +85,7 @@ def pull(
     """Bring back submitted answers, resolve labels and measure agreement."""
     from flows.collect import collect_annotations
 
+    _check_run(run_dir)
     try:
         with console.status("Collecting answers from Argilla ..."):
             report = collect_annotations(

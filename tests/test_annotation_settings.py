@@ -77,3 +77,14 @@ def test_collected_exemplars_join_a_pool_that_generation_reads(tmp_path):
         ("human-ko-adherence-3", "kr", "adherence")
     ]
     assert "김민수" in (tmp_path / "annotated.jsonl").read_text("utf-8")  # raw, not \\u
+
+
+def test_annotate_commands_refuse_a_directory_that_is_not_a_run(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    for command in ("push", "pull"):
+        result = CliRunner().invoke(app, ["annotate", command, str(tmp_path)])
+        assert result.exit_code == 1
+        assert "dialogues.jsonl does not exist" in result.output
