@@ -97,6 +97,25 @@ def find_dataset(client: rg.Argilla, name: str, workspace: str) -> rg.Dataset | 
         return client.datasets(name=name, workspace=workspace)
 
 
+def _set_min_submitted(client: rg.Argilla, dataset: rg.Dataset, wanted: int) -> None:
+    """Bring an existing dataset's answers-per-record to the setting.
+
+    The server then recomputes every record's status in a job its worker runs.
+    """
+    if dataset.settings.distribution.min_submitted == wanted:
+        return
+    reply = client.http_client.patch(
+        f"/api/v1/datasets/{dataset.id}",
+        json={"distribution": {"strategy": "overlap", "min_submitted": wanted}},
+    )
+    if reply.status_code >= 400:
+        raise ArgillaServerError(
+            f"Argilla refused to set min_submitted={wanted} on dataset "
+            f"{dataset.name!r} (HTTP {reply.status_code}): {reply.text[:300]}"
+        )
+    log.info("Dataset %s now needs %d submitted answers a record", dataset.name, wanted)
+
+
 def ensure_dataset(
     client: rg.Argilla, name: str, workspace: str, level: Level, min_submitted: int
 ) -> tuple[rg.Dataset, bool]:
@@ -104,6 +123,7 @@ def ensure_dataset(
     dataset = find_dataset(client, name, workspace)
     if dataset is not None:
         _check_shape(dataset, level)
+        _set_min_submitted(client, dataset, min_submitted)
         return dataset, False
     settings = argilla_settings(level, min_submitted, client)
     dataset = rg.Dataset(
@@ -144,10 +164,18 @@ def _server_error(
     )
 
 
+def _send(dataset: rg.Dataset, records: list[AnnotationRecord]) -> None:
+    with warnings.catch_warnings():
+        # Once records have answers the SDK warns, about the responses the server
+        # sends back, that they carry no user id; those are not ours to send.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset.records.log([to_argilla(r) for r in records], batch_size=len(records))
+
+
 def _log_batch(dataset: rg.Dataset, batch: list[AnnotationRecord]) -> None:
     """Send one batch; on failure find and name the record the server refused."""
     try:
-        dataset.records.log([to_argilla(r) for r in batch], batch_size=len(batch))
+        _send(dataset, batch)
         return
     except ArgillaAPIError as err:
         found = POSITION.search(str(err))
@@ -159,7 +187,7 @@ def _log_batch(dataset: rg.Dataset, batch: list[AnnotationRecord]) -> None:
     # A 5xx names no record: send the batch one by one to find the one at fault.
     for record in batch:
         try:
-            dataset.records.log([to_argilla(record)], batch_size=1)
+            _send(dataset, [record])
         except ArgillaAPIError as err:
             raise _server_error(err, record.id, dataset.name) from err
     raise _server_error(first, None, dataset.name) from first

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -323,6 +324,31 @@ def test_search_engine_serves_the_annotation_queue(run, owner, annotators):
         {"term": "us", "count": 4},
         {"term": "kr", "count": 3},
     ]
+
+
+def test_raising_min_submitted_recomputes_record_status_in_the_worker(
+    run, owner, annotators, monkeypatch
+):
+    from flows.annotate import annotate_dialogues
+
+    dataset = find_dataset(owner, "normloom-run-api-turns", "normloom")
+
+    def completed() -> int:
+        path = f"/api/v1/datasets/{dataset.id}/progress"
+        return owner.http_client.get(path).json()["completed"]
+
+    assert completed() == 5  # every answered turn: one submitted answer is enough
+    monkeypatch.setenv("NORMLOOM_ARGILLA__MIN_SUBMITTED", "2")
+    annotate_dialogues(str(run))
+
+    # The rq worker (with our engine registered) recomputes the statuses: only the
+    # four en turns have two submitted answers.
+    deadline = time.monotonic() + 60
+    while completed() != 4 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert completed() == 4
+    monkeypatch.setenv("NORMLOOM_ARGILLA__MIN_SUBMITTED", "1")
+    annotate_dialogues(str(run))
 
 
 def test_the_api_key_is_in_no_output(run, argilla_server, capfd):
