@@ -62,11 +62,14 @@ class Annotator:
         assert reply.status_code == 201, reply.text
 
     def search(self, dataset_id: str, body: dict) -> int:
+        return self.find(dataset_id, body)["total"]
+
+    def find(self, dataset_id: str, body: dict) -> dict:
         reply = self.http.post(
             f"/api/v1/me/datasets/{dataset_id}/records/search", json=body
         )
         assert reply.status_code == 200, reply.text
-        return reply.json()["total"]
+        return reply.json()
 
 
 @pytest.fixture(scope="module")
@@ -305,6 +308,35 @@ def test_search_engine_serves_the_annotation_queue(run, owner, annotators):
     assert a.search(str(dataset.id), {"filters": {"and": [late]}}) == 2
     assert a.search(str(dataset.id), {"filters": {"and": [sure]}}) == 11
     assert a.search(str(dataset.id), pending([culture])) == 2
+
+    def ids(body: dict) -> list[str]:
+        return [
+            i["record"]["external_id"] for i in a.find(str(dataset.id), body)["items"]
+        ]
+
+    # No sort: the order records were added, so a dialogue's turns come in order.
+    assert ids({"filters": {"and": [culture]}}) == [
+        "t-ko-adherence-3-0",
+        "t-ko-adherence-3-1",
+        "t-ko-adherence-3-2",
+    ]
+    by_turn = {
+        "filters": {"and": [culture]},
+        "sort": [
+            {
+                "scope": {"entity": "metadata", "metadata_property": "turn_index"},
+                "order": "desc",
+            }
+        ],
+    }
+    assert ids(by_turn)[0] == "t-ko-adherence-3-2"
+    by_answer = {
+        "filters": {"and": [culture]},
+        "sort": [
+            {"scope": {"entity": "response", "property": "status"}, "order": "desc"}
+        ],
+    }
+    assert ids(by_answer)[0] == "t-ko-adherence-3-0"  # answered; SQLite puts NULL last
 
     metrics = a.http.get(f"/api/v1/me/datasets/{dataset.id}/metrics").json()
     assert metrics["responses"] == {
