@@ -154,6 +154,29 @@ def test_push_then_repush_keeps_the_count_and_updates_suggestions(
     assert push["datasets"]["turns"]["pushed"] == 11
 
 
+def test_annotators_from_a_settings_file_join_the_workspace(run, owner, tmp_path):
+    import argilla as rg
+
+    from flows.annotate import annotate_dialogues
+
+    user = rg.User(username="ann-d", password=PASSWORD, role="annotator", client=owner)
+    user = user.create()
+    try:
+        settings = tmp_path / "argilla.json"
+        settings.write_text(json.dumps({"annotators": ["ann-d"]}))
+        annotate_dialogues(str(run), settings_file=str(settings))
+        members = {u.username for u in owner.workspaces("normloom").users}
+        assert "ann-d" in members
+
+        settings.write_text(json.dumps({"annotators": ["ann-d", "nobody-here"]}))
+        with pytest.raises(
+            AnnotationError, match="Annotator\\(s\\) nobody-here do not"
+        ):
+            annotate_dialogues(str(run), settings_file=str(settings))
+    finally:
+        user.delete()
+
+
 def test_server_refusal_names_the_record(run, owner):
     dataset = find_dataset(owner, "normloom-run-api-turns", "normloom")
     records = build_records([dialogue("en", n=4)])[1:3]
