@@ -87,7 +87,14 @@ def send_records(
     dataset = find_dataset(client, name, settings.workspace)
     if dataset is None:
         raise AnnotationError(f"Dataset {name!r} disappeared while pushing.")
-    seconds = push_records(dataset, records, settings.batch_size)
+    logger, sent = get_run_logger(), 0
+
+    def report(n: int) -> None:
+        nonlocal sent
+        sent += n
+        logger.info("%s: %d of %d records sent", name, sent, len(records))
+
+    seconds = push_records(dataset, records, settings.batch_size, progress=report)
     return {
         "name": dataset.name,
         "pushed": len(records),
