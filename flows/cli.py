@@ -20,6 +20,8 @@ app = typer.Typer(help="Seed social norms in, multilingual norm dialogues out.")
 
 
 def _register_groups() -> None:
+    from flows.cli_annotate import app as annotate_app
+    from flows.cli_argilla import app as argilla_app
     from flows.cli_eval import app as eval_app
     from flows.cli_llm import app as llm_app
     from flows.cli_release import publish, serve
@@ -30,6 +32,8 @@ def _register_groups() -> None:
     app.add_typer(eval_app, name="eval", help="Score normloom's stages on gold data.")
     app.command()(publish)
     app.command()(serve)
+    app.add_typer(argilla_app, name="argilla", help="Run a local Argilla server.")
+    app.add_typer(annotate_app, name="annotate", help="Human annotation in Argilla.")
 
 
 def _count_lines(path: Path) -> int:
@@ -208,6 +212,8 @@ def main() -> None:
     # Prefect's telemetry heartbeat races the temporary server's SQLite database on
     # start-up and prints a spurious error; normloom has nothing to report anyway.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The Argilla SDK draws a tqdm bar per batch; the CLI shows its own status.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     app()
 
 

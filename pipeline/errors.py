@@ -96,3 +96,19 @@ class LLMRefusalError(LLMError):
 
 class ReleaseError(NormloomError):
     """A release cannot be built, written or pushed from the given runs."""
+
+
+class AnnotationError(NormloomError):
+    """Records for Argilla are invalid, or the Argilla server refused them."""
+
+
+class ArgillaServerError(AnnotationError):
+    """The Argilla server answered with an error; names the record when there is one."""
+
+    def __init__(self, message: str, record_id: str | None = None):
+        self.record_id = record_id
+        super().__init__(message)
+
+
+class LocalServerError(NormloomError):
+    """The local Argilla server (or its Redis) could not be set up or started."""

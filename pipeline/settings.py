@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+CACHE_DIR = Path.home() / ".cache" / "normloom"
 
 
 class LLMSettings(BaseModel):
@@ -73,7 +74,7 @@ class EmbeddedSettings(BaseModel):
     ctx_size: int = Field(default=8192, description="Context size shared by the slots.")
     threads: int = Field(default=0, description="CPU threads; 0 uses every core.")
     cache_dir: Path = Field(
-        default=Path.home() / ".cache" / "normloom",
+        default=CACHE_DIR,
         description="Where the packaged model parts are joined into one GGUF file.",
     )
     startup_timeout_s: float = Field(
@@ -183,6 +184,79 @@ class GrowthSettings(BaseModel):
     )
 
 
+class ArgillaSettings(BaseModel):
+    """Where the Argilla server is, who annotates, and the local server normloom runs."""
+
+    api_url: str | None = Field(
+        default=None,
+        description=(
+            "Any Argilla 2.x server (e.g. https://my-space.hf.space). Unset: the "
+            "local server started by `normloom argilla serve`."
+        ),
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "API key of an owner or admin; never logged or written. Unset with the "
+            "local server: the key it generated."
+        ),
+    )
+    workspace: str = Field(
+        default="normloom", description="Workspace the datasets are created in."
+    )
+    annotators: list[str] = Field(
+        default_factory=list,
+        description="Usernames added to the workspace so they see the datasets.",
+    )
+    min_submitted: int = Field(
+        default=1,
+        ge=1,
+        description="Submitted answers a record needs before Argilla calls it done.",
+    )
+    dataset_prefix: str = Field(
+        default="normloom", description="Datasets are named <prefix>-<run>-turns etc."
+    )
+    batch_size: int = Field(
+        default=100, ge=1, le=500, description="Records sent per request."
+    )
+    timeout_s: float = Field(default=60.0, description="Seconds per HTTP request.")
+    exemplar_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Directory that collected exemplars are also appended to; unset: only "
+            "<run>/annotations/exemplars.jsonl is written."
+        ),
+    )
+    settings_file: Path | None = Field(
+        default=None,
+        description="JSON or TOML file whose keys override these settings.",
+    )
+    # The local server.
+    home: Path = Field(
+        default=CACHE_DIR / "argilla",
+        description="Database, logs and pid files of the local server.",
+    )
+    venv: Path = Field(
+        default=CACHE_DIR / "argilla-venv",
+        description="Virtualenv the local argilla-server is installed in on first use.",
+    )
+    server_requirement: str = Field(
+        default="argilla-server==2.8.0",
+        description="What pip installs into that virtualenv.",
+    )
+    port: int = Field(
+        default=6900, description="Local server port on 127.0.0.1; 0 picks a free one."
+    )
+    owner: str = Field(default="argilla", description="Local server owner's username.")
+    owner_password: SecretStr | None = Field(
+        default=None,
+        description="Local owner's password. Unset: 12345678, for local use only.",
+    )
+    startup_timeout_s: float = Field(
+        default=180.0, description="Seconds to wait for the local server to answer."
+    )
+
+
 class Settings(BaseSettings):
     """normloom's settings."""
 
@@ -199,6 +273,7 @@ class Settings(BaseSettings):
     checks: CheckSettings = Field(default_factory=CheckSettings)
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     growth: GrowthSettings = Field(default_factory=GrowthSettings)
+    argilla: ArgillaSettings = Field(default_factory=ArgillaSettings)
     cultures_path: Path | None = Field(
         default=None,
         description="Extra cultures and languages (JSON) merged over the built-in ones.",
@@ -209,4 +284,6 @@ class Settings(BaseSettings):
         data = self.model_dump(mode="json")
         data["llm"].pop("api_key", None)
         data["release"].pop("hub_token", None)
+        data["argilla"].pop("api_key", None)
+        data["argilla"].pop("owner_password", None)
         return data
