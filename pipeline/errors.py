@@ -92,3 +92,11 @@ class LLMRefusalError(LLMError):
     """The model refused the request."""
 
     kind = "refused"
+
+
+class BatchPending(Exception):  # noqa: N818 - a signal, not an error
+    """A reply was queued for the Batch API and is not in yet.
+
+    Not a NormloomError on purpose: no handler of failures may catch it. The batch
+    runner catches it, sends the queued requests and runs the item again.
+    """
