@@ -52,6 +52,8 @@ class SimConfig:
             latency. 0 means instant output.
         faults: Share of chat requests (0 to 1) answered with each fault of
             ``FAULTS``, e.g. ``{"rate_limit": 0.05, "hang": 0.01}``.
+        sequence: Faults (None: a good reply) for the first requests, in order,
+            before the rates apply: ``["rate_limit", None]``.
         retry_after_s: The Retry-After header of a 429.
         hang_s: How long a hung read holds the connection before answering.
         requests_per_minute: The server's own limit; beyond it, 429 with the
@@ -66,6 +68,7 @@ class SimConfig:
     jitter_s: float = 0.0
     tokens_per_s: float = 0.0
     faults: dict[str, float] = field(default_factory=dict)
+    sequence: list[str | None] = field(default_factory=list)
     retry_after_s: float = 1.0
     hang_s: float = 3600.0
     requests_per_minute: int | None = None
@@ -75,7 +78,7 @@ class SimConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        unknown = set(self.faults) - set(FAULTS)
+        unknown = (set(self.faults) | set(self.sequence)) - {*FAULTS, None}
         if unknown:
             raise ValueError(f"unknown fault(s) {sorted(unknown)}; known: {FAULTS}")
 
@@ -103,6 +106,7 @@ class Simulator:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict] = {}
         self._rng = random.Random(self.config.seed)
+        self._sequence = deque(self.config.sequence)
         self._window: deque[float] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -254,6 +258,8 @@ class Simulator:
         )
 
     def _draw_fault(self) -> str | None:
+        if self._sequence:
+            return self._sequence.popleft()
         draw = self._rng.random()
         for name in FAULTS:
             rate = self.config.faults.get(name, 0.0)

@@ -160,21 +160,149 @@ def layer_table(levels: list[int]) -> list[dict]:
     return rows
 
 
+SUFFIX = {"en": " (variant {n})", "zh": "（第{n}条）", "ko": " ({n}번)"}
+
+
+def write_seeds(path: Path, per_culture: int) -> int:
+    """Write ``per_culture`` norms for each culture, numbered from the starter set."""
+    from pipeline.storage import read_jsonl
+
+    starter = list(read_jsonl(ROOT / "data" / "seeds" / "starter.jsonl"))
+    rows = []
+    for culture in ("us", "cn", "kr"):
+        own = [r for r in starter if r["culture"] == culture]
+        for n in range(per_culture):
+            row = dict(own[n % len(own)])
+            row["id"] = f"{culture}-norm-{n}"
+            row["norm"] += SUFFIX[row["language"]].format(n=n)
+            rows.append(row)
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8"
+    )
+    return len(rows)
+
+
+def flow_run(base_url: str, seeds: Path, out: Path, per_norm: int, in_flight: int):
+    """Run the generate-dialogues flow in its own process; return what it measured."""
+    env = {
+        **os.environ,
+        "NORMLOOM_LLM__BASE_URL": base_url,
+        "NORMLOOM_LLM__MODEL": "simulated",
+        "NORMLOOM_LLM__CONCURRENCY": str(in_flight),
+        "NORMLOOM_LLM__PRICES": json.dumps(
+            {"simulated": {"prompt": 0.15, "completion": 0.60}}
+        ),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    before = sim_stats(base_url)["calls"]
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.throughput",
+            "--child",
+            str(seeds),
+            str(out),
+            str(per_norm),
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    child = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {
+        "seconds": round(seconds, 1),
+        "calls": sim_stats(base_url)["calls"] - before,
+        **child,
+    }
+
+
+def _child(seeds: str, out: str, per_norm: str) -> None:
+    from flows.generate import generate_dialogues
+
+    summary = generate_dialogues(seeds=seeds, out=out, per_norm=int(per_norm))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cost = summary.get("cost", {})
+    print(
+        json.dumps(
+            {
+                "items": summary["items"],
+                "accepted": summary["accepted"],
+                "rejected": summary["rejected"],
+                "failed": summary["failed"],
+                "peak_rss_mib": round(rss),
+                "cost_usd": cost.get("total_usd"),
+                "cost_per_accepted_usd": cost.get("per_accepted_dialogue_usd"),
+            }
+        )
+    )
+
+
+def flow_table(scale: float, in_flight: int, skip_big: bool) -> list[dict]:
+    """Measure dialogues per minute, then the NormGenesis-sized run and its re-run."""
+    rows = []
+    with simulator("--vary") as base_url, tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        n = write_seeds(tmp / "small.jsonl", 20)
+        small = flow_run(base_url, tmp / "small.jsonl", tmp / "small", 2, in_flight)
+        small["name"] = f"{n * 3 * 2} dialogues"
+        small["dialogues_per_min"] = round(small["items"] / small["seconds"] * 60)
+        rows.append(small)
+        print(json.dumps(small), flush=True)
+        if skip_big:
+            return rows
+        per_culture = max(1, round(120 * scale))
+        n = write_seeds(tmp / "big.jsonl", per_culture)
+        for name in ("NormGenesis-sized", "identical re-run"):
+            row = flow_run(base_url, tmp / "big.jsonl", tmp / "big", 10, in_flight)
+            row["name"] = f"{name} ({n * 3 * 10} dialogues)"
+            row["dialogues_per_min"] = round(row["items"] / row["seconds"] * 60)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main() -> None:
     """Run the benchmarks and print their tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="1,8,64,256")
+    parser.add_argument("--in-flight", type=int, default=64, help="for flow runs")
+    parser.add_argument("--scale", type=float, default=1.0, help="of the big run")
+    parser.add_argument("--skip-big", action="store_true")
+    parser.add_argument("--skip-layer", action="store_true")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    rows = layer_table([int(x) for x in args.levels.split(",")])
-    print("| in flight | calls | calls/s | limit/s | fraction of limit |")
-    print("|---:|---:|---:|---:|---:|")
-    for r in rows:
+    if args.child:
+        _child(*args.child)
+        return
+
+    if not args.skip_layer:
+        rows = layer_table([int(x) for x in args.levels.split(",")])
+        print("| in flight | calls | calls/s | limit/s | fraction of limit |")
+        print("|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(
+                f"| {r['in_flight']} | {r['calls']} | {r['calls_per_s']} | "
+                f"{r['limit_per_s']:g} | {r['fraction']:.2f} |"
+            )
+    runs = flow_table(args.scale, args.in_flight, args.skip_big)
+    print(
+        "| run | items | accepted | wall s | dialogues/min | calls | peak RSS MiB |"
+        " cost USD |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
         print(
-            f"| {r['in_flight']} | {r['calls']} | {r['calls_per_s']} | "
-            f"{r['limit_per_s']:g} | {r['fraction']:.2f} |"
+            f"| {r['name']} | {r['items']} | {r['accepted']} | {r['seconds']} | "
+            f"{r['dialogues_per_min']} | {r['calls']} | {r['peak_rss_mib']} | "
+            f"{r['cost_usd']} |"
         )
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS of the benchmark process: {rss:.0f} MiB (pid {os.getpid()})")
 
 
 if __name__ == "__main__":
