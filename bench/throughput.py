@@ -192,6 +192,7 @@ def flow_run(base_url: str, seeds: Path, out: Path, per_norm: int, in_flight: in
         "NORMLOOM_LLM__PRICES": json.dumps(
             {"simulated": {"prompt": 0.15, "completion": 0.60}}
         ),
+        "NORMLOOM_RUNNER__STAGE_TASKS": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }

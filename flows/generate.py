@@ -179,7 +179,7 @@ def judge(turns, scenario: Scenario, situation: str, seed: SeedNorm, rt: Runtime
 @task(name="make-dialogue", cache_policy=NO_CACHE)
 def make_dialogue(item: WorkItem, rt: Runtime) -> str:
     """Take one item through every stage and write where it ended up."""
-    return finish_item(item, rt)
+    return finish_item(item, rt, as_tasks=rt.settings.runner.stage_tasks)
 
 
 def finish_item(item: WorkItem, rt: Runtime, as_tasks: bool = True) -> str:
@@ -331,6 +331,7 @@ def generate_dialogues(
     out: str | None = None,
     skip_invalid: bool = False,
     batch: bool = False,
+    dask_address: str | None = None,
 ) -> dict:
     """Generate, label and filter dialogues for seed norms; return the run summary.
 
@@ -344,10 +345,14 @@ def generate_dialogues(
             the same command resumes the same run.
         skip_invalid: Generate from the valid seed rows when some are bad.
         batch: Send each stage's requests through the OpenAI Batch API.
+        dask_address: Run the item tasks on this Dask scheduler (the setting
+            ``runner.dask_address`` when None).
     """
     logger = get_run_logger()
     started = time.monotonic()
     settings = Settings()
+    if dask_address:
+        settings.runner.dask_address = dask_address
     registry = load_registry(settings.cultures_path)
     seeds_path = Path(seeds)
     n = per_norm if per_norm is not None else settings.generation.per_norm

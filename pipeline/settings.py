@@ -123,6 +123,11 @@ class RunnerSettings(BaseModel):
         ge=1,
         description="Items processed at once; unset: the LLM concurrency (at least 4).",
     )
+    stage_tasks: bool = Field(
+        default=True,
+        description="Run each stage as its own Prefect task; off: one task per item "
+        "(far less orchestration overhead on runs of thousands of dialogues).",
+    )
 
 
 class EmbeddedSettings(BaseModel):
