@@ -186,6 +186,8 @@ def flow_run(base_url: str, seeds: Path, out: Path, per_norm: int, in_flight: in
     """Run the generate-dialogues flow in its own process; return what it measured."""
     env = {
         **os.environ,
+        "PREFECT_HOME": str(out.parent / "prefect"),
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
         "NORMLOOM_LLM__BASE_URL": base_url,
         "NORMLOOM_LLM__MODEL": "simulated",
         "NORMLOOM_LLM__CONCURRENCY": str(in_flight),

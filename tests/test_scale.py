@@ -149,3 +149,62 @@ def test_faults_in_the_flow_end_every_item_with_a_reason(monkeypatch, tmp_path):
     assert summary["accepted"] + summary["rejected"] + summary["failed"] == 27
     assert all(r["reasons"] for r in rows if r["verdict"] != "accepted")
     assert sum(sim.answered.values()) == sim.calls
+
+
+@pytest.mark.slow  # two real CLI runs, each with its own temporary Prefect server
+def test_kill_9_mid_run_then_the_same_command_resumes(tmp_path):
+    """Issue 7 item 12: every dialogue once; no completed call is made again."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    with Simulator(SimConfig(latency_s=0.15)) as sim:
+        env = {
+            **os.environ,
+            "NORMLOOM_LLM__BASE_URL": sim.base_url,
+            "NORMLOOM_LLM__MODEL": "scripted",
+            "NORMLOOM_LLM__CONCURRENCY": "2",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            # Its own Prefect database: the temporary server of a killed run
+            # must not lock anyone else's.
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
+        }
+        command = [sys.executable, "-m", "flows.cli", "generate", "--seeds", str(DEMO)]
+        command += ["--out", str(run), "--json"]
+        proc = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None:
+            done = sum(
+                1
+                for name in ("dialogues.jsonl", "rejected.jsonl")
+                if (run / name).exists()
+                for _ in (run / name).open("rb")
+            )
+            if done >= 3:
+                break
+            time.sleep(0.1)
+        assert proc.poll() is None, "the first run ended before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # the command and all it started
+        proc.wait()
+        first_calls = sim.calls
+
+        again = subprocess.run(command, env=env, capture_output=True, text=True)
+
+    summary = json.loads(again.stdout)
+    ids = [r["id"] for r in jsonlines.open(run / "dialogues.jsonl")]
+    bodies = [json.dumps(r, sort_keys=True) for r in sim.requests]
+    assert 0 < first_calls < 63
+    assert summary["items"] == 9 and summary["accepted"] == 9
+    assert len(ids) == len(set(ids)) == 9
+    # Only the calls in flight at the kill (at most 2) may be made again.
+    assert len(bodies) - len(set(bodies)) <= 2
