@@ -8,7 +8,6 @@ and measured without a real model.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -138,15 +137,16 @@ def stage_of(request: dict) -> str:
 
 
 def reply_data(
-    request: dict, judge_scale: int | None = None, vary: bool = False
+    request: dict, judge_scale: int | None = None, vary: random.Random | None = None
 ) -> dict | None:
     """Return a valid reply object for a request of any stage; None for an unknown one.
 
     Args:
         request: The chat-completions request body.
         judge_scale: The judge's norm scale; by default the one that fits the type.
-        vary: Draw each dialogue's turns from every line of its language, seeded by
-            the prompt, so that a large run is not all near-duplicates.
+        vary: Draw each dialogue's six turns from every line of its language with
+            this generator, as a sampling model would, so that a large run is not
+            all near-duplicates.
     """
     lang, stage = language_of(request), stage_of(request)
     kind = dialogue_type(request)
@@ -172,7 +172,7 @@ def reply_data(
     if stage == "RevisionReply":
         return {"situation": SITUATION[lang]}
     if stage == "DialogueReply":
-        lines = _varied_lines(request, lang) if vary else None
+        lines = vary.sample(_pool(lang), 6) if vary else None
         lines = lines or EXTRA.get(kind, {}).get(lang) or LINES[lang]
         return {
             "turns": [
@@ -196,12 +196,9 @@ def reply_data(
     return None
 
 
-def _varied_lines(request: dict, lang: str) -> list[str]:
-    """Pick six distinct lines of the language, seeded by the prompt."""
-    pool = LINES[lang] + [line for k in EXTRA.values() for line in k[lang]]
-    text = json.dumps(request["messages"], ensure_ascii=False).encode("utf-8")
-    rng = random.Random(hashlib.blake2b(text, digest_size=8).digest())
-    return rng.sample(pool, 6)
+def _pool(lang: str) -> list[str]:
+    """Return every scripted line of a language."""
+    return LINES[lang] + [line for k in EXTRA.values() for line in k[lang]]
 
 
 def _label(i: int, kind: str) -> dict:

@@ -238,7 +238,7 @@ class Simulator:
             )
         if fault in ("server_error", "bad_gateway"):
             return 500, _error_body("The server had an error."), 0
-        data = reply_data(body, vary=self.config.vary)
+        data = reply_data(body, vary=self._rng if self.config.vary else None)
         if data is None:
             return 400, _error_body("the simulator knows no schema for this request"), 0
         content: str | None = json.dumps(data, ensure_ascii=False)
