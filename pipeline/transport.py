@@ -66,8 +66,12 @@ class _Transient(Exception):
         self.retry_after = retry_after
 
 
-def parse_completion(status: int, raw: bytes, retry_after: str | None) -> dict:
+def parse_completion(
+    status: int, raw: bytes, retry_after: str | None, secret: str | None = None
+) -> dict:
     """Turn one HTTP answer into a chat.completion object, or raise why not.
+
+    ``secret`` (the API key) is cut out of any message the server sent back.
 
     Raises:
         LLMQuotaError: 429 insufficient_quota.
@@ -91,6 +95,8 @@ def parse_completion(status: int, raw: bytes, retry_after: str | None) -> dict:
 
     error = _error_object(raw)
     message = str(error.get("message") or "")[:300]
+    if secret:
+        message = message.replace(secret, "***")
     if status == 429 and (
         error.get("code") == "insufficient_quota"
         or error.get("type") == "insufficient_quota"
@@ -138,9 +144,10 @@ class ChatTransport:
         self.settings = settings
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json"}
+        self._secret = None
         if settings.api_key is not None:
-            key = settings.api_key.get_secret_value()
-            self._headers["Authorization"] = f"Bearer {key}"
+            self._secret = settings.api_key.get_secret_value()
+            self._headers["Authorization"] = f"Bearer {self._secret}"
         self._slots = asyncio.Semaphore(max(1, settings.concurrency))
         rpm, tpm = settings.requests_per_minute, settings.tokens_per_minute
         self._rpm = AsyncLimiter(rpm, 60) if rpm else None
@@ -203,7 +210,7 @@ class ChatTransport:
                 raise _Transient(
                     f"Could not reach the endpoint ({type(err).__name__})"
                 ) from err
-        return parse_completion(status, raw, retry_after)
+        return parse_completion(status, raw, retry_after, self._secret)
 
     def _open(self) -> aiohttp.ClientSession:
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)

@@ -214,6 +214,19 @@ def test_api_key_is_sent_as_a_header_only():
     assert "sk-secret-123" not in repr(llm.transport.__dict__.get("settings"))
 
 
+def test_key_echoed_by_the_server_is_cut_from_the_error(scripted):
+    from tests.scripted_server import Reply
+
+    scripted.queue(Reply("Incorrect API key provided: sk-secret-123.", status=401))
+    llm = LLMClient(LLMSettings(api_key="sk-secret-123"), scripted.base_url, "m")
+    with pytest.raises(LLMTransportError) as err:
+        llm.complete(JUDGE, JudgeReply, stage="judge")
+    llm.close()
+    assert "HTTP 401" in str(err.value) and "NORMLOOM_LLM__API_KEY" in str(err.value)
+    assert "sk-secret-123" not in str(err.value)
+    assert len(scripted.requests) == 1  # a 401 is not retried
+
+
 def test_thousand_items_with_ten_percent_faults_all_end_accounted(tmp_path):
     """Issue 7 item 21: every item ends accepted or failed with a reason, once."""
     faults = {
