@@ -8,7 +8,6 @@ and measured without a real model.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 
@@ -107,9 +106,13 @@ SITUATION = {
 ARC = ["violation", "recognition", "repair", "repair", "resolution", "resolution"]
 
 
+def _prompt_text(request: dict) -> str:
+    return "\n".join(str(m.get("content", "")) for m in request["messages"])
+
+
 def language_of(request: dict) -> str:
     """Guess the target language from the prompt text."""
-    text = json.dumps(request["messages"], ensure_ascii=False)
+    text = _prompt_text(request)
     if "한국어" in text:
         return "ko"
     if "简体中文" in text or "中文" in text:
@@ -119,7 +122,7 @@ def language_of(request: dict) -> str:
 
 def dialogue_type(request: dict) -> str:
     """Read the dialogue type named in the prompt."""
-    text = json.dumps(request["messages"], ensure_ascii=False)
+    text = _prompt_text(request)
     for kind in ("v2r", "violation", "adherence"):
         if f"type: {kind}" in text:
             return kind

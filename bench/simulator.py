@@ -23,6 +23,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import orjson
 from aiohttp import web
 
 from bench.content import reply_data
@@ -189,7 +190,7 @@ class Simulator:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            body = json.loads(await request.read())
+            body = orjson.loads(await request.read())
             if self.config.record:
                 self.requests.append(body)
             wait = self._over_limit()
@@ -217,7 +218,7 @@ class Simulator:
             )
             return web.Response(
                 status=status,
-                body=json.dumps(payload, ensure_ascii=False).encode(),
+                body=orjson.dumps(payload),
                 content_type="application/json",
                 headers=headers,
             )
@@ -249,7 +250,7 @@ class Simulator:
             content = "Here is what you asked for: " + content.replace('"', "'")
         elif fault == "refusal":
             content, refusal = None, "I can't help with that request."
-        prompt = len(json.dumps(body.get("messages", []))) // 4
+        prompt = len(orjson.dumps(body.get("messages", []))) // 4
         completion = len(content or "") // 3
         return (
             200,

@@ -18,6 +18,7 @@ import random
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 from aiolimiter import AsyncLimiter
 
 from pipeline.errors import LLMQuotaError, LLMTransportError
@@ -80,8 +81,8 @@ def parse_completion(
     """
     if status == 200:
         try:
-            body = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
             raise _Transient(
                 "The endpoint answered with a body that is not an OpenAI chat "
                 f"completion ({type(err).__name__})"
@@ -167,7 +168,7 @@ class ChatTransport:
             LLMQuotaError: The account is out of quota (no retry).
             LLMTransportError: No usable answer after every attempt allowed.
         """
-        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        data = orjson.dumps(payload)
         attempts = self.settings.max_retries + 1
         for attempt in range(attempts):
             try:
