@@ -396,13 +396,16 @@ def generate_dialogues(
             else None
         )
         rt = _build_runtime(settings, endpoint, run_dir, store, queue)
-        if queue is not None:
-            run_batch_waves(todo, rt, queue, finish_item)
-        else:
-            with task_runner(settings) as runner:
-                run_windowed(runner, make_dialogue, todo, rt)
-        rt.llm.close()
-        rt.llm.cache.close()
+        try:
+            if queue is not None:
+                run_batch_waves(todo, rt, queue, finish_item)
+            else:
+                with task_runner(settings) as runner:
+                    run_windowed(runner, make_dialogue, todo, rt)
+        finally:
+            rt.llm.close()
+            rt.llm.cache.close()
+            _RUNTIMES.pop(str(run_dir), None)
     stats = rt.llm.stats
 
     summary = summarize(run_dir, stats.as_dict(), time.monotonic() - started)

@@ -208,3 +208,18 @@ def test_kill_9_mid_run_then_the_same_command_resumes(tmp_path):
     # An uninterrupted run makes 63 calls; only the calls in flight at the kill
     # (at most 2) may be made again.
     assert 63 <= sim.calls <= 63 + 2
+
+
+def test_batch_lines_that_keep_failing_end_as_failed_items(monkeypatch, tmp_path):
+    with Simulator(SimConfig(faults={"server_error": 1.0})) as sim:
+        _point_at(monkeypatch, sim.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MAX_RETRIES", "1")
+        summary = _run(tmp_path / "run", batch=True, types=["adherence"])
+
+    rejected = list(jsonlines.open(tmp_path / "run" / "rejected.jsonl"))
+    assert summary["failed"] == len(rejected) == 3
+    assert len(sim.batches) == 2  # the first try and one retry
+    assert all(
+        r["reasons"][0].startswith("scenario: transport: The batch answered")
+        for r in rejected
+    )
