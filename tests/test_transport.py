@@ -307,3 +307,23 @@ def _judge_format() -> dict:
             "json_schema": {"name": "JudgeReply", "schema": {}},
         }
     }
+
+
+def test_tokens_per_minute_charges_prompt_estimate_plus_budget():
+    charged = []
+
+    class Recorder:
+        max_rate = 5000
+
+        async def acquire(self, amount: float = 1) -> None:
+            charged.append(amount)
+
+    with Simulator() as sim:
+        llm = _client(sim, tokens_per_minute=5000)
+        llm.transport._tpm = Recorder()
+        llm.complete(JUDGE, JudgeReply, stage="judge", max_tokens=250)
+        llm.complete(JUDGE, JudgeReply, stage="judge", sample=1, max_tokens=9000)
+        llm.close()
+    prompt = len(json.dumps(JUDGE, ensure_ascii=False)) // 3
+    # A request larger than the whole minute's budget is charged the budget.
+    assert charged == [prompt + 250, 5000]
