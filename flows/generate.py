@@ -186,7 +186,8 @@ def finish_item(item: WorkItem, rt: Runtime, as_tasks: bool = True) -> str:
     """Take one item through every stage, as Prefect tasks or plain calls.
 
     Raises:
-        BatchPending: In batch mode, a reply is not in yet; nothing is written.
+        BatchPending: In batch mode, a reply is not in yet; the item's record is
+            not written until a later wave finishes it.
     """
     seed, ctx = item.seed, rt.context(item.seed)
 
