@@ -114,6 +114,17 @@ def generate(
             "category), rendered for each culture; the dialogues share a pair_id."
         ),
     ] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="Send each stage's requests through the OpenAI Batch API (half "
+            "price, hours); a re-run collects batches already sent."
+        ),
+    ] = False,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(help="Run the item tasks on this Dask scheduler (tcp://...)."),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the summary as JSON.")
     ] = False,
@@ -169,6 +180,8 @@ def generate(
             skip_invalid=skip_invalid,
             grow=grow,
             comparable=comparable,
+            batch=batch,
+            dask_address=dask_address,
         )
     except NormloomError as err:
         say("error", "red", err)
@@ -191,6 +204,12 @@ def generate(
         f"{summary['calls']} calls ({summary['cache_hits']} from cache), "
         f"{tokens['prompt']} prompt + {tokens['completion']} completion tokens."
     )
+    cost = summary["cost"]
+    if cost["total_usd"] is not None:
+        console.print(
+            f"Cost {cost['total_usd']:.4f} USD, "
+            f"{cost['per_accepted_dialogue_usd'] or 0:.5f} USD per accepted dialogue."
+        )
     console.print(
         Text(
             f"Results: {summary['run_dir']}/dialogues.jsonl (accepted), "

@@ -12,10 +12,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import pipeline
+from flows.execution import run_batch_waves, run_windowed, task_runner
+from pipeline.batch import BatchQueue
 from pipeline.cache import ResponseCache
 from pipeline.checks import DuplicateIndex, dialogue_text, run_rule_checks
 from pipeline.cultures import Registry, load_registry
@@ -23,7 +24,7 @@ from pipeline.endpoint import Endpoint, open_endpoint
 from pipeline.errors import ConfigError, NormloomError
 from pipeline.exemplars import load_exemplars
 from pipeline.items import failed_record, finished_record, plan_items, should_retry
-from pipeline.llm import LLMClient, UsageStats
+from pipeline.llm import LLMClient
 from pipeline.pairs import plan_pairs
 from pipeline.prompts import template_hashes
 from pipeline.schemas import (
@@ -37,7 +38,7 @@ from pipeline.schemas import (
     WorkItem,
 )
 from pipeline.seeds import load_seeds, write_seeds
-from pipeline.settings import Settings
+from pipeline.settings import Price, Settings
 from pipeline.stages import StageContext
 from pipeline.stages.adapt import adapt_scenario
 from pipeline.stages.dialogues import generate_dialogue
@@ -46,8 +47,9 @@ from pipeline.stages.judge import judge_checks, judge_dialogue
 from pipeline.stages.labels import label_turns
 from pipeline.stages.refine import refine_scenario
 from pipeline.stages.scenarios import generate_scenario
-from pipeline.storage import RunStore
+from pipeline.storage import RunStore, read_jsonl
 from pipeline.summary import summarize, summary_markdown
+from pipeline.usage import UsageStats
 
 
 def _unexpected(task, task_run, state) -> bool:
@@ -66,7 +68,12 @@ STAGE_TASK = {"cache_policy": NO_CACHE, "retries": 1, "retry_condition_fn": _une
 
 @dataclass
 class Runtime:
-    """Everything the item tasks share during one run."""
+    """Everything the item tasks share during one run.
+
+    A task runner that pickles its tasks (Dask) gets this process's Runtime back
+    when it unpickles here, and a Runtime built from the same settings, endpoint
+    and run directory in a worker process elsewhere.
+    """
 
     settings: Settings
     registry: Registry
@@ -74,15 +81,68 @@ class Runtime:
     store: RunStore
     exemplars: list[Exemplar]
     duplicates: DuplicateIndex
+    endpoint: Endpoint | None = None
 
     def context(self, seed: SeedNorm) -> StageContext:
         """Return the stage context for a seed's culture and language."""
         return StageContext(
-            llm=self.llm,
+            llm=self.llm.for_language(seed.language),
             settings=self.settings,
             culture=self.registry.culture(seed.culture),
             language=self.registry.language(seed.language),
         )
+
+    def __reduce__(self):
+        _RUNTIMES.setdefault(str(self.store.dir), self)
+        return (_runtime_for, (self.settings, self.endpoint, str(self.store.dir)))
+
+
+_RUNTIMES: dict[str, Runtime] = {}
+
+
+def _runtime_for(settings: Settings, endpoint: Endpoint, run_dir: str) -> Runtime:
+    """Return this process's Runtime of a run, building it on a remote worker."""
+    if run_dir not in _RUNTIMES:
+        # A Dask worker in another process: the run directory must be on a shared
+        # file system. Its duplicate index knows only what was accepted before it
+        # started and what it accepts itself.
+        _RUNTIMES[run_dir] = _build_runtime(settings, endpoint, Path(run_dir))
+    return _RUNTIMES[run_dir]
+
+
+def _build_runtime(
+    settings: Settings,
+    endpoint: Endpoint,
+    run_dir: Path,
+    store: RunStore | None = None,
+    batch: BatchQueue | None = None,
+) -> Runtime:
+    store = store or RunStore(run_dir)
+    price = (
+        Price(prompt=0, completion=0)
+        if endpoint.embedded
+        else settings.llm.prices.get(endpoint.model)
+    )
+    factor = settings.batch.price_factor if batch is not None else 1.0
+    cache = ResponseCache(settings.llm.cache_path or run_dir / "llm_cache.sqlite")
+    llm = LLMClient(
+        settings.llm,
+        endpoint.base_url,
+        endpoint.model,
+        cache=cache,
+        stats=UsageStats(price, factor),
+        llama_cpp=endpoint.embedded,
+        batch=batch,
+    )
+    return Runtime(
+        settings,
+        load_registry(settings.cultures_path),
+        llm,
+        store,
+        load_exemplars(settings.generation.exemplar_dir),
+        _rebuild_duplicates(settings, store),
+        endpoint,
+    )
 
 
 @task(name="write-scenario", **STAGE_TASK)
@@ -136,26 +196,45 @@ def make_dialogue(
     lead: Scenario | None = None,
     lead_seed: SeedNorm | None = None,
 ) -> str:
-    """Take one item through every stage and write where it ended up.
+    """Take one item through every stage and write where it ended up."""
+    return finish_item(item, rt, rt.settings.runner.stage_tasks, lead, lead_seed)
+
+
+def finish_item(
+    item: WorkItem,
+    rt: Runtime,
+    as_tasks: bool = True,
+    lead: Scenario | None = None,
+    lead_seed: SeedNorm | None = None,
+) -> str:
+    """Take one item through every stage, as Prefect tasks or plain calls.
 
     In comparable mode ``lead`` is the pair's scenario: the lead item uses it as
     it is, the others adapt it to their culture.
+
+    Raises:
+        BatchPending: In batch mode, a reply is not in yet; the item's record is
+            not written until a later wave finishes it.
     """
     seed, ctx = item.seed, rt.context(item.seed)
+
+    def step(t):
+        return t if as_tasks else t.fn
+
     stage, scenario = "scenario", None
     try:
         if lead is None:
-            scenario = write_scenario(item, rt)
+            scenario = step(write_scenario)(item, rt)
         elif lead.item_id == item.id:
             scenario = lead
         else:
-            scenario = adapt_to_culture(lead, lead_seed, item, rt)
+            scenario = step(adapt_to_culture)(lead, lead_seed, item, rt)
         stage = "refine"
-        situation = refine_situation(scenario, seed, rt).final_situation
+        situation = step(refine_situation)(scenario, seed, rt).final_situation
         stage = "dialogue"
-        turns = write_dialogue(scenario, situation, seed, rt)
+        turns = step(write_dialogue)(scenario, situation, seed, rt)
         stage = "labels"
-        labelled = label_dialogue(turns, scenario, seed, rt)
+        labelled = step(label_dialogue)(turns, scenario, seed, rt)
 
         stage = "checks"
         checks = run_rule_checks(
@@ -171,7 +250,7 @@ def make_dialogue(
         scores = None
         if all(c.passed for c in checks) and rt.settings.checks.judge:
             stage = "judge"
-            scores = judge(labelled, scenario, situation, seed, rt)
+            scores = step(judge)(labelled, scenario, situation, seed, rt)
             checks += judge_checks(scores, item.type, rt.settings.checks)
         if all(c.passed for c in checks):
             checks.append(rt.duplicates.check(item.id, dialogue_text(labelled)))
@@ -318,6 +397,8 @@ def generate_dialogues(
     limit_per_culture: int | None = None,
     out: str | None = None,
     skip_invalid: bool = False,
+    batch: bool = False,
+    dask_address: str | None = None,
     grow: int | None = None,
     comparable: bool = False,
 ) -> dict:
@@ -332,6 +413,9 @@ def generate_dialogues(
         out: Run directory; by default runs/<seed file>-<hash of the inputs>, so
             the same command resumes the same run.
         skip_invalid: Generate from the valid seed rows when some are bad.
+        batch: Send each stage's requests through the OpenAI Batch API.
+        dask_address: Run the item tasks on this Dask scheduler (the setting
+            ``runner.dask_address`` when None).
         grow: First grow this many sub-norms per culture and category from the
             chosen seeds (kept in grown_seeds.jsonl) and generate from both.
         comparable: Render one scenario for every culture of a matched group of
@@ -341,11 +425,20 @@ def generate_dialogues(
     logger = get_run_logger()
     started = time.monotonic()
     settings = Settings()
+    if dask_address:
+        settings.runner.dask_address = dask_address
     registry = load_registry(settings.cultures_path)
     seeds_path = Path(seeds)
     n = per_norm if per_norm is not None else settings.generation.per_norm
     kinds = parse_types(types)
     wanted = resolve_cultures(registry, cultures)
+    if batch and (grow or comparable):
+        # Growth and matched scenarios wait on replies inside one task, which a
+        # batch wave cannot deliver until the wave ends.
+        raise ConfigError(
+            "--batch cannot be combined with --grow or --comparable yet; run "
+            "growth or the comparable run without --batch."
+        )
 
     loaded = load_seeds(seeds_path, registry, skip_invalid=skip_invalid)
     chosen = select_seeds(loaded.seeds, wanted, limit_per_culture)
@@ -367,43 +460,37 @@ def generate_dialogues(
     store = RunStore(run_dir)
     retried = store.drop("rejected", should_retry)
 
-    stats = UsageStats()
     with open_endpoint(settings) as endpoint:
-        cache = ResponseCache(settings.llm.cache_path or run_dir / "llm_cache.sqlite")
-        llm = LLMClient(
-            settings.llm,
-            endpoint.base_url,
-            endpoint.model,
-            cache=cache,
-            stats=stats,
-            llama_cpp=endpoint.embedded,
+        queue = (
+            BatchQueue(run_dir, settings.batch, settings.llm, endpoint.base_url)
+            if batch
+            else None
         )
-        rt = Runtime(
-            settings,
-            registry,
-            llm,
-            store,
-            load_exemplars(settings.generation.exemplar_dir),
-            _rebuild_duplicates(settings, store),
-        )
-        if grow:
-            chosen = chosen + grow_seed_bank(chosen, grow, rt)
-        store.write_all("seeds", chosen)
-
-        todo, todo_pairs, counts = _plan(chosen, kinds, n, comparable, store)
-        logger.info(
-            "%d seeds, %d items (%d in matched scenarios), %d to do, %d retried "
-            "after endpoint failures; writing to %s",
-            len(chosen),
-            *counts,
-            retried,
-            run_dir,
-        )
-        wait(
-            [make_dialogue.submit(item, rt) for item in todo]
-            + [make_pair.submit(pair, rt) for pair in todo_pairs]
-        )
-        cache.close()
+        rt = _build_runtime(settings, endpoint, run_dir, store, queue)
+        try:
+            if grow:
+                chosen = chosen + grow_seed_bank(chosen, grow, rt)
+            store.write_all("seeds", chosen)
+            todo, todo_pairs, counts = _plan(chosen, kinds, n, comparable, store)
+            logger.info(
+                "%d seeds, %d items (%d in matched scenarios), %d to do, %d "
+                "retried after endpoint failures; writing to %s",
+                len(chosen),
+                *counts,
+                retried,
+                run_dir,
+            )
+            if queue is not None:
+                run_batch_waves(todo, rt, queue, finish_item)
+            else:
+                with task_runner(settings) as runner:
+                    run_windowed(runner, make_dialogue, todo, rt)
+                    run_windowed(runner, make_pair, todo_pairs, rt, key="items")
+        finally:
+            rt.llm.close()
+            rt.llm.cache.close()
+            _RUNTIMES.pop(str(run_dir), None)
+    stats = rt.llm.stats
 
     summary = summarize(run_dir, stats.as_dict(), time.monotonic() - started)
     summary["run_dir"] = str(run_dir)
@@ -458,8 +545,6 @@ def _plan(
 
 def _rebuild_duplicates(settings: Settings, store: RunStore) -> DuplicateIndex:
     """Index the dialogues a resumed run already accepted."""
-    from pipeline.storage import read_jsonl
-
     index = DuplicateIndex(settings.checks)
     for row in read_jsonl(store.path("dialogues")):
         index.add(row["id"], "\n".join(t["text"] for t in row["turns"]))

@@ -112,3 +112,11 @@ class ArgillaServerError(AnnotationError):
 
 class LocalServerError(NormloomError):
     """The local Argilla server (or its Redis) could not be set up or started."""
+
+
+class BatchPending(Exception):  # noqa: N818 - a signal, not an error
+    """A reply was queued for the Batch API and is not in yet.
+
+    Not a NormloomError on purpose: no handler of failures may catch it. The batch
+    runner catches it, sends the queued requests and runs the item again.
+    """

@@ -77,6 +77,18 @@ def looks_like_refusal(text: str) -> bool:
     return bool(_REFUSAL.search(text[:300]))
 
 
+def _whole(body: str) -> dict | None:
+    """Return the reply parsed as it is, when it is nothing but one JSON object."""
+    stripped = body.strip()
+    if not (stripped.startswith("{") and stripped.endswith("}")):
+        return None
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def parse_json_object(text: str | None, finish_reason: str | None = None) -> dict:
     """Find and parse the JSON object in a model's reply.
 
@@ -95,6 +107,9 @@ def parse_json_object(text: str | None, finish_reason: str | None = None) -> dic
     if text is None:
         raise LLMMalformedError("The reply has no content (null) and no refusal.")
     body = strip_reasoning(text)
+    value = _whole(body)
+    if value is not None:
+        return value
 
     candidates = [m.group(1) for m in _FENCE.finditer(body)] or [body]
     last_error = "no '{' found"

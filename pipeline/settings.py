@@ -16,6 +16,23 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 CACHE_DIR = Path.home() / ".cache" / "normloom"
 
 
+class Price(BaseModel):
+    """A model's price in USD per million tokens."""
+
+    prompt: float = Field(ge=0, description="USD per 1M prompt tokens.")
+    completion: float = Field(ge=0, description="USD per 1M completion tokens.")
+
+
+# List prices of a few hosted models (USD per 1M tokens); local models cost nothing.
+DEFAULT_PRICES = {
+    "gpt-4o-mini": Price(prompt=0.15, completion=0.60),
+    "gpt-4o": Price(prompt=2.50, completion=10.00),
+    "gpt-4.1-mini": Price(prompt=0.40, completion=1.60),
+    "gpt-4.1": Price(prompt=2.00, completion=8.00),
+    "local": Price(prompt=0.0, completion=0.0),
+}
+
+
 class LLMSettings(BaseModel):
     """Where the language model is and how to call it."""
 
@@ -47,7 +64,29 @@ class LLMSettings(BaseModel):
     refusal_retries: int = Field(
         default=1, description="Extra calls after the model refuses."
     )
-    concurrency: int = Field(default=2, description="LLM calls in flight at once.")
+    concurrency: int = Field(
+        default=2, ge=1, description="LLM calls in flight at once (HTTP requests)."
+    )
+    requests_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most requests sent per minute; unset: no limit.",
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most tokens (prompt estimate + max_tokens) per minute; unset: none.",
+    )
+    backoff_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="First retry waits about this long, doubling; Retry-After wins.",
+    )
+    prices: dict[str, Price] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES),
+        description="USD per 1M prompt/completion tokens by model name (JSON); "
+        "replaces the built-in table.",
+    )
     json_schema: bool = Field(
         default=True,
         description="Send response_format json_schema (off for servers that reject it).",
@@ -55,6 +94,40 @@ class LLMSettings(BaseModel):
     cache_path: Path | None = Field(
         default=None,
         description="SQLite response cache. Unset: <out>/llm_cache.sqlite of the run.",
+    )
+
+
+class BatchSettings(BaseModel):
+    """The OpenAI Batch API, used with ``normloom generate --batch``."""
+
+    poll_s: float = Field(default=30.0, gt=0, description="Seconds between polls.")
+    completion_window: str = Field(
+        default="24h", description="The batch completion window to ask for."
+    )
+    max_requests: int = Field(
+        default=50_000, ge=1, description="Most requests in one batch (OpenAI: 50,000)."
+    )
+    price_factor: float = Field(
+        default=0.5, ge=0, description="Batch price as a share of the list price."
+    )
+
+
+class RunnerSettings(BaseModel):
+    """Where the flow's tasks run."""
+
+    dask_address: str | None = Field(
+        default=None,
+        description="Dask scheduler (tcp://host:8786) to run tasks on; unset: threads.",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=1,
+        description="Items processed at once; unset: the LLM concurrency (at least 4).",
+    )
+    stage_tasks: bool = Field(
+        default=True,
+        description="Run each stage as its own Prefect task; off: one task per item "
+        "(far less orchestration overhead on runs of thousands of dialogues).",
     )
 
 
@@ -274,6 +347,8 @@ class Settings(BaseSettings):
     release: ReleaseSettings = Field(default_factory=ReleaseSettings)
     growth: GrowthSettings = Field(default_factory=GrowthSettings)
     argilla: ArgillaSettings = Field(default_factory=ArgillaSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
     cultures_path: Path | None = Field(
         default=None,
         description="Extra cultures and languages (JSON) merged over the built-in ones.",

@@ -154,18 +154,26 @@ class RunStore:
             self._ids[kind] = {self._key(kind, r.model_dump()) for r in records}
 
     def drop(self, kind: str, unwanted: Callable[[dict], bool]) -> int:
-        """Rewrite a file without the rows ``unwanted`` picks; return how many went."""
+        """Rewrite a file without the rows ``unwanted`` picks; return how many went.
+
+        Rows are streamed through, never held all at once.
+        """
         with self._lock:
-            rows = list(read_jsonl(self.path(kind)))
-            kept = [r for r in rows if not unwanted(r)]
-            if len(kept) == len(rows):
-                return 0
+            dropped, kept = 0, set()
             tmp = self.path(kind).with_suffix(".tmp")
             with jsonlines.open(tmp, mode="w", dumps=_dumps) as writer:
-                writer.write_all(kept)
-            tmp.replace(self.path(kind))
-            self._ids[kind] = {self._key(kind, r) for r in kept}
-        return len(rows) - len(kept)
+                for row in read_jsonl(self.path(kind)):
+                    if unwanted(row):
+                        dropped += 1
+                    else:
+                        writer.write(row)
+                        kept.add(self._key(kind, row))
+            if dropped:
+                tmp.replace(self.path(kind))
+                self._ids[kind] = kept
+            else:
+                tmp.unlink()
+        return dropped
 
     def count(self, kind: str) -> int:
         """Return the number of records in a file."""

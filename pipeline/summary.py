@@ -84,9 +84,40 @@ def summarize(run_dir: Path, usage: dict, seconds: float) -> dict:
             if call_seconds
             else None,
         },
+        "cost": cost_summary(usage, int((outcomes["verdict"] == "accepted").sum())),
         "calls": total.get("calls", 0),
         "cache_hits": total.get("cached", 0),
         "duration_s": round(seconds, 1),
+    }
+
+
+def cost_summary(usage: dict, accepted: int) -> dict:
+    """Tokens and USD by stage and language, and per accepted dialogue.
+
+    Costs are None when the price table has no entry for the model.
+    """
+    total = usage.get("total", {})
+    tokens = total.get("prompt_tokens", 0) + total.get("completion_tokens", 0)
+    usd = total.get("cost_usd")
+
+    def split(rows: dict) -> dict:
+        return {
+            name: {
+                "prompt_tokens": row["prompt_tokens"],
+                "completion_tokens": row["completion_tokens"],
+                "cost_usd": row.get("cost_usd"),
+            }
+            for name, row in rows.items()
+        }
+
+    return {
+        "total_usd": usd,
+        "by_stage": split(usage.get("stages", {})),
+        "by_language": split(usage.get("languages", {})),
+        "tokens_per_accepted_dialogue": round(tokens / accepted) if accepted else None,
+        "per_accepted_dialogue_usd": round(usd / accepted, 6)
+        if accepted and usd is not None
+        else None,
     }
 
 
@@ -124,6 +155,21 @@ def summary_markdown(summary: dict, run_dir: Path) -> str:
         f"Tokens: {tokens['prompt']} prompt, {tokens['completion']} completion "
         f"({tokens['completion_per_second']} completion tokens/s per call); "
         f"{summary['calls']} calls, {summary['cache_hits']} served from the cache.",
-        f"Files: `{run_dir}`",
     ]
+    cost = summary["cost"]
+    if cost["total_usd"] is not None:
+        lines += [
+            "",
+            f"Cost: {cost['total_usd']:.4f} USD, "
+            f"{cost['per_accepted_dialogue_usd'] or 0:.5f} USD per accepted dialogue.",
+            "",
+            "| language | prompt tokens | completion tokens | USD |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {lang} | {row['prompt_tokens']} | {row['completion_tokens']} | "
+            f"{row['cost_usd']:.4f} |"
+            for lang, row in cost["by_language"].items()
+        ]
+    lines.append(f"Files: `{run_dir}`")
     return "\n".join(lines)

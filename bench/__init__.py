@@ -1,0 +1,1 @@
+"""Benchmarks of normloom and the OpenAI-compatible simulator they run against."""
