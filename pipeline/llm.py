@@ -242,6 +242,15 @@ class LLMClient:
         """Close the HTTP session from the loop the client belongs to."""
         await self.transport.close()
 
+    def _temperature(self, stage: str, attempt: int) -> float:
+        """Return the stage's temperature; a retry samples at the writing one.
+
+        A greedy stage asked again with the same prompt would give the same
+        unusable reply.
+        """
+        base = self.settings.stage_temperatures.get(stage, self.settings.temperature)
+        return base if attempt == 0 else max(base, self.settings.temperature)
+
     async def _acomplete(
         self,
         messages: list[dict],
@@ -257,7 +266,7 @@ class LLMClient:
         while True:
             params: dict = {
                 "max_tokens": budget,
-                "temperature": self.settings.temperature,
+                "temperature": self._temperature(stage, refusals + parse_failures),
             }
             if self.settings.json_schema:
                 params["response_format"] = self._schema(reply_model)

@@ -7,6 +7,7 @@ says precisely why when it cannot.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -89,6 +90,20 @@ def _whole(body: str) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def _python_literal(span: str) -> dict | None:
+    """Read a dict written with Python quotes (``{'a': 1}``) as data, never code.
+
+    ``ast.literal_eval`` accepts literals only, so a call or a name is refused; the
+    value must also be plain JSON data.
+    """
+    try:
+        value = ast.literal_eval(span)
+        json.dumps(value)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def parse_json_object(text: str | None, finish_reason: str | None = None) -> dict:
     """Find and parse the JSON object in a model's reply.
 
@@ -119,9 +134,11 @@ def parse_json_object(text: str | None, finish_reason: str | None = None) -> dic
             try:
                 value = json.loads(span)
             except json.JSONDecodeError as err:
-                last_error = f"{err.msg} at character {err.pos}"
-                truncated = truncated or not span.rstrip().endswith("}")
-                continue
+                value = _python_literal(span)
+                if value is None:
+                    last_error = f"{err.msg} at character {err.pos}"
+                    truncated = truncated or not span.rstrip().endswith("}")
+                    continue
             if isinstance(value, dict):
                 return value
 

@@ -50,7 +50,17 @@ class LLMSettings(BaseModel):
         default=None,
         description="Model name sent with every request; required with a base URL.",
     )
-    temperature: float = Field(default=0.8, description="Sampling temperature.")
+    temperature: float = Field(
+        default=0.8, description="Sampling temperature of the writing stages."
+    )
+    stage_temperatures: dict[str, float] = Field(
+        default={"labels": 0.0, "judge": 0.0, "refine_judge": 0.0, "grow_judge": 0.0},
+        description=(
+            "Temperature of the stages named here, by stage: labelling and judging "
+            "are greedy by default so that the same input gets the same verdict. A "
+            "retry after an unusable reply samples at `temperature` instead."
+        ),
+    )
     timeout_s: float = Field(
         default=300.0, description="Seconds to wait for one HTTP request."
     )

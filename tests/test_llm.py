@@ -73,7 +73,7 @@ def test_truncated_reply_is_retried_once_with_a_larger_budget(scripted):
     ("content", "error"),
     [
         ("{", LLMTruncatedError),
-        ("{'verdict': 'pass', 'score': 4}", LLMMalformedError),
+        ("{'verdict': print('x')}", LLMMalformedError),
         ("<think>still thinking about the", LLMTruncatedError),
         ('{"dialogue": "A: Hi\\nB: Hello"}', LLMSchemaError),
         ("The dialogue is lovely and polite.", LLMMalformedError),
@@ -181,3 +181,23 @@ def test_schema_is_sent_and_key_never_sent_in_body(scripted):
     request = scripted.requests[0]
     assert request["response_format"]["json_schema"]["name"] == "Verdict"
     assert "sk-secret-value" not in json.dumps(request)
+
+
+def test_judging_stages_are_greedy_and_their_retries_sample(scripted):
+    scripted.queue("not json", GOOD, GOOD)
+    llm = client(scripted, temperature=0.9)
+    llm.complete(MESSAGES, Verdict, stage="judge")
+    llm.complete(MESSAGES, Verdict, stage="dialogue")
+
+    temperatures = [r["temperature"] for r in scripted.requests]
+    assert temperatures == [0.0, 0.9, 0.9]
+
+
+def test_python_quoted_reply_is_parsed_without_eval_or_refused(scripted):
+    scripted.queue("{'verdict': 'pass', 'score': 4}", "{'verdict': __import__('os')}")
+    llm = client(scripted, parse_retries=0)
+    assert llm.complete(MESSAGES, Verdict, stage="t") == Verdict(
+        verdict="pass", score=4
+    )
+    with pytest.raises(LLMMalformedError):
+        llm.complete(MESSAGES, Verdict, stage="t")
