@@ -336,3 +336,23 @@ def test_push_with_a_token_uploads_the_release_and_tags_it(tmp_path, monkeypatch
     upload = calls[2][2]
     assert upload["repo_type"] == "dataset" and "arrow/*" in upload["ignore_patterns"]
     assert calls[4][2]["tag"] == "1.0.0"
+
+
+def test_agreement_plot_draws_undefined_shares_and_negative_alpha(
+    tmp_path: Path,
+) -> None:
+    """A label no one annotated has agreement null; alpha can be below -0.2."""
+    from types import SimpleNamespace
+
+    from pipeline.plots import plot_agreement
+
+    entry = {
+        "run": "r",
+        "alpha": {"norm_label": -0.5, "intent": None},
+        "human_llm": {
+            "norm_label": {"agreement": 1.0, "n": 6, "confusion": {}},
+            "arc_stage": {"agreement": None, "n": 0, "confusion": {}},
+        },
+    }
+    path = plot_agreement(SimpleNamespace(agreement=[entry]), tmp_path / "a.png")
+    assert path.stat().st_size > 0
