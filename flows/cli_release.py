@@ -41,7 +41,8 @@ def publish(
         typer.Option(
             "--push-to-hub",
             metavar="REPO",
-            help="Also push to this Hub dataset repo (owner/name); needs HF_TOKEN.",
+            help="Also push to this Hub dataset repo (owner/name); needs a token "
+            "(NORMLOOM_RELEASE__HUB_TOKEN, HF_TOKEN or `hf auth login`).",
         ),
     ] = None,
     only_if_changed: Annotated[
