@@ -356,3 +356,14 @@ def test_agreement_plot_draws_undefined_shares_and_negative_alpha(
     }
     path = plot_agreement(SimpleNamespace(agreement=[entry]), tmp_path / "a.png")
     assert path.stat().st_size > 0
+
+
+def test_publish_of_a_directory_that_is_no_run_fails_before_the_flow(
+    tmp_path: Path,
+) -> None:
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["publish", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "is not a normloom run" in result.output
+    assert "Traceback" not in result.output
