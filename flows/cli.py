@@ -142,11 +142,13 @@ def generate(
         select_seeds,
     )
     from pipeline.cultures import load_registry
+    from pipeline.endpoint import check_endpoint
     from pipeline.seeds import load_seeds
     from pipeline.settings import Settings
 
     try:
         settings = Settings()
+        check_endpoint(settings)
         registry = load_registry(settings.cultures_path)
         wanted = resolve_cultures(registry, cultures)
         kinds = [t.value for t in parse_types(types)]

@@ -32,6 +32,16 @@ def _check_run(run_dir: Path) -> None:
         )
 
 
+def _check_server(settings: Path | None) -> None:
+    """Refuse early when no server is configured or running (before a flow starts)."""
+    from annotation.client import load_settings, server_address
+
+    try:
+        server_address(load_settings(settings_file=settings))
+    except NormloomError as err:
+        raise _fail(err) from err
+
+
 def _fail(err: object) -> typer.Exit:
     # The message is data (paths, server replies), never markup.
     console.print(Text.assemble(("Error: ", "red"), str(err)), soft_wrap=True)
@@ -55,6 +65,7 @@ def push(
     from flows.annotate import annotate_dialogues
 
     _check_run(run_dir)
+    _check_server(settings)
     try:
         with console.status("Pushing records to Argilla ..."):
             summary = annotate_dialogues(
@@ -86,6 +97,7 @@ def pull(
     from flows.collect import collect_annotations
 
     _check_run(run_dir)
+    _check_server(settings)
     try:
         with console.status("Collecting answers from Argilla ..."):
             report = collect_annotations(

@@ -41,7 +41,8 @@ def publish(
         typer.Option(
             "--push-to-hub",
             metavar="REPO",
-            help="Also push to this Hub dataset repo (owner/name); needs HF_TOKEN.",
+            help="Also push to this Hub dataset repo (owner/name); needs a token "
+            "(NORMLOOM_RELEASE__HUB_TOKEN, HF_TOKEN or `hf auth login`).",
         ),
     ] = None,
     only_if_changed: Annotated[
@@ -57,8 +58,11 @@ def publish(
     where annotators answered.
     """
     from flows.publish import publish_dataset
+    from pipeline.release_rows import check_run_dir
 
     try:
+        for run_dir in run_dirs:
+            check_run_dir(run_dir)
         with console.status("Publishing", spinner="dots"):
             result = publish_dataset(
                 run_dirs=[str(d) for d in run_dirs],

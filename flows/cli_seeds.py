@@ -30,7 +30,9 @@ def import_(
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option(help="Seed file to write (default <name>.seeds.jsonl)."),
+        typer.Option(
+            help="Seed file to write (default <name>.seeds.jsonl in the current directory)."
+        ),
     ] = None,
     exemplars: Annotated[
         Path | None, typer.Option(help="Write the exemplars the dialogues give here.")

@@ -36,6 +36,20 @@ class Endpoint:
         return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def check_endpoint(settings: Settings) -> None:
+    """Refuse a base URL without a model name, before anything starts.
+
+    Raises:
+        ConfigError: A base URL is set but no model name.
+    """
+    if settings.llm.base_url and not settings.llm.model:
+        raise ConfigError(
+            f"NORMLOOM_LLM__BASE_URL is set ({settings.llm.base_url}) but no model: "
+            "set NORMLOOM_LLM__MODEL to a model that endpoint serves, e.g. "
+            "gpt-4o-mini, or unset the base URL to use the embedded model."
+        )
+
+
 @contextmanager
 def open_endpoint(settings: Settings) -> Iterator[Endpoint]:
     """Yield the configured endpoint, or start the embedded server for the block.
@@ -43,13 +57,8 @@ def open_endpoint(settings: Settings) -> Iterator[Endpoint]:
     Raises:
         ConfigError: A base URL is set but no model name.
     """
+    check_endpoint(settings)
     if settings.llm.base_url:
-        if not settings.llm.model:
-            raise ConfigError(
-                f"NORMLOOM_LLM__BASE_URL is set ({settings.llm.base_url}) but no model: "
-                "set NORMLOOM_LLM__MODEL to a model that endpoint serves, e.g. "
-                "gpt-4o-mini, or unset the base URL to use the embedded model."
-            )
         yield Endpoint(settings.llm.base_url, settings.llm.model, embedded=False)
         return
 

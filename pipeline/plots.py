@@ -132,20 +132,24 @@ def plot_agreement(stats: ReleaseStats, path: Path) -> Path:
         return _save(fig, path)
     alpha_ax, llm_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     width = 0.8 / len(stats.agreement)
+    lowest = -0.2
     for n, entry in enumerate(stats.agreement):
         alpha = entry.get("alpha", {})
         names = list(alpha)
         values = [np.nan if alpha[k] is None else alpha[k] for k in names]
+        lowest = min([lowest, *(v - 0.05 for v in values if not np.isnan(v))])
         offset = np.arange(len(names)) + n * width
         alpha_ax.bar(offset, values, width=width, label=entry["run"])
         alpha_ax.set_xticks(offset, names, rotation=30, ha="right")
         human_llm = entry.get("human_llm", {})
         labels = list(human_llm)
         offset = np.arange(len(labels)) + n * width
-        llm_ax.bar(offset, [human_llm[k]["agreement"] for k in labels], width=width)
+        shares = [human_llm[k]["agreement"] for k in labels]
+        shares = [np.nan if share is None else share for share in shares]
+        llm_ax.bar(offset, shares, width=width)
         llm_ax.set_xticks(offset, labels, rotation=30, ha="right")
     alpha_ax.set_title("Krippendorff's alpha between annotators")
-    alpha_ax.set_ylim(-0.2, 1)
+    alpha_ax.set_ylim(lowest, 1)
     alpha_ax.axhline(0, color="black", linewidth=0.5)
     llm_ax.set_title("Human-LLM label agreement")
     llm_ax.set_ylim(0, 1)

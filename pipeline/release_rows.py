@@ -56,15 +56,25 @@ class RunData:
     agreement: dict | None = None
 
 
-def load_run(run_dir: Path) -> RunData:
-    """Read a run's accepted dialogues, refinements and any resolved annotations."""
-    run_dir = Path(run_dir)
-    dialogues_path = run_dir / "dialogues.jsonl"
+def check_run_dir(run_dir: Path) -> Path:
+    """Return the run's dialogues.jsonl path.
+
+    Raises:
+        ReleaseError: The directory holds no dialogues.jsonl.
+    """
+    dialogues_path = Path(run_dir) / "dialogues.jsonl"
     if not dialogues_path.exists():
         raise ReleaseError(
             f"{run_dir} is not a normloom run: expected {dialogues_path}, found no "
             "such file. Pass the directory `normloom generate` wrote (runs/<id>)."
         )
+    return dialogues_path
+
+
+def load_run(run_dir: Path) -> RunData:
+    """Read a run's accepted dialogues, refinements and any resolved annotations."""
+    run_dir = Path(run_dir)
+    dialogues_path = check_run_dir(run_dir)
     try:
         dialogues = [
             DialogueRecord.model_validate(r) for r in read_jsonl(dialogues_path)

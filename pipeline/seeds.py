@@ -472,7 +472,8 @@ def _resolve_place(
             (
                 "culture",
                 f"unknown culture '{culture}'; known: {known}. Use one of these ids "
-                "or aliases, or add the culture to a cultures file (cultures_path)",
+                "or aliases, or add the culture to a cultures file "
+                "(NORMLOOM_CULTURES_PATH)",
             )
         )
 

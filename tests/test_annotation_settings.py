@@ -88,3 +88,18 @@ def test_annotate_commands_refuse_a_directory_that_is_not_a_run(tmp_path):
         result = CliRunner().invoke(app, ["annotate", command, str(tmp_path)])
         assert result.exit_code == 1
         assert "dialogues.jsonl does not exist" in result.output
+
+
+def test_push_and_pull_without_a_server_fail_before_any_flow(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("NORMLOOM_ARGILLA__HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NORMLOOM_ARGILLA__API_URL", raising=False)
+    (tmp_path / "dialogues.jsonl").write_text("")
+    for command in ("push", "pull"):
+        result = CliRunner().invoke(app, ["annotate", command, str(tmp_path)])
+        assert result.exit_code == 1
+        assert "No Argilla server" in result.output
+        assert "Traceback" not in result.output

@@ -47,3 +47,12 @@ def test_unknown_culture_option_lists_the_known_ones(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "Unknown culture(s) atlantis; known: cn, ir, kr, us" in result.output
+
+
+def test_base_url_without_model_is_refused_before_the_flow(monkeypatch) -> None:
+    """A missing model is a clean error (exit 2), not a failed flow run."""
+    monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.delenv("NORMLOOM_LLM__MODEL", raising=False)
+    result = CliRunner().invoke(app, ["generate", "--seeds", "data/seeds/demo.jsonl"])
+    assert result.exit_code == 2
+    assert "NORMLOOM_LLM__MODEL" in result.output

@@ -336,3 +336,34 @@ def test_push_with_a_token_uploads_the_release_and_tags_it(tmp_path, monkeypatch
     upload = calls[2][2]
     assert upload["repo_type"] == "dataset" and "arrow/*" in upload["ignore_patterns"]
     assert calls[4][2]["tag"] == "1.0.0"
+
+
+def test_agreement_plot_draws_undefined_shares_and_negative_alpha(
+    tmp_path: Path,
+) -> None:
+    """A label no one annotated has agreement null; alpha can be below -0.2."""
+    from types import SimpleNamespace
+
+    from pipeline.plots import plot_agreement
+
+    entry = {
+        "run": "r",
+        "alpha": {"norm_label": -0.5, "intent": None},
+        "human_llm": {
+            "norm_label": {"agreement": 1.0, "n": 6, "confusion": {}},
+            "arc_stage": {"agreement": None, "n": 0, "confusion": {}},
+        },
+    }
+    path = plot_agreement(SimpleNamespace(agreement=[entry]), tmp_path / "a.png")
+    assert path.stat().st_size > 0
+
+
+def test_publish_of_a_directory_that_is_no_run_fails_before_the_flow(
+    tmp_path: Path,
+) -> None:
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["publish", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "is not a normloom run" in result.output
+    assert "Traceback" not in result.output
