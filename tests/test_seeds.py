@@ -337,7 +337,10 @@ def test_invisible_control_and_overlong_text_is_refused(tmp_path: Path) -> None:
     [
         ("empty.csv", b""),
         ("blank.jsonl", b"\n  \n"),
-        ("latin1.csv", "id,culture,language,category,norm\na,us,en,t,Caf\xe9\n".encode("latin-1")),
+        (
+            "latin1.csv",
+            "id,culture,language,category,norm\na,us,en,t,Caf\xe9\n".encode("latin-1"),
+        ),
         ("header.csv", b"id,culture,language,category,norm\n"),
         ("nocat.csv", b"id,culture,language,norm\na,us,en,Say thanks.\n"),
     ],
