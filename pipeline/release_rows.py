@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ReleaseError
+from pipeline.run_files import read_dialogues
 from pipeline.schemas import (
     ArcStage,
     DialogueRecord,
@@ -65,14 +66,7 @@ def load_run(run_dir: Path) -> RunData:
             f"{run_dir} is not a normloom run: expected {dialogues_path}, found no "
             "such file. Pass the directory `normloom generate` wrote (runs/<id>)."
         )
-    try:
-        dialogues = [
-            DialogueRecord.model_validate(r) for r in read_jsonl(dialogues_path)
-        ]
-    except ValueError as err:
-        raise ReleaseError(
-            f"{dialogues_path} holds a row that is not a dialogue record: {err}"
-        ) from err
+    dialogues = read_dialogues(dialogues_path, ReleaseError)
 
     annotations = run_dir / "annotations"
     turn_labels = {
