@@ -39,7 +39,9 @@ def read_dialogues(
                 if number == last
                 else "delete or fix the line"
             )
-            problems.append(f"{path}:{number}: not valid JSON ({err.msg}); {hint}")
+            problems.append(
+                f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}); {hint}"
+            )
             continue
         if not isinstance(row, dict):
             problems.append(
