@@ -323,11 +323,12 @@ def _parse_jsonl(text: str, file: str) -> _Parsed:
             continue
         if not isinstance(value, dict):
             kind = "null" if value is None else type(value).__name__
-            parsed.problems.append(
-                RowProblem(
-                    file, lineno, "(json)", f"expected a JSON object, got {kind}"
+            message = f"expected a JSON object, got {kind}"
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                message += (
+                    "; this looks like a JSON array, write one object per line instead"
                 )
-            )
+            parsed.problems.append(RowProblem(file, lineno, "(json)", message))
             continue
         row = {nfc(str(k)).casefold(): v for k, v in value.items()}
         parsed.unknown |= set(row) - set(KNOWN)

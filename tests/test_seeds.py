@@ -379,3 +379,16 @@ def test_oversized_cell_names_the_limit_and_the_fix(tmp_path: Path) -> None:
     assert "field limit" not in problem.message
     assert "131072 characters" in problem.message
     assert "unclosed quote" in problem.message
+
+
+def test_a_json_array_on_one_line_is_told_to_be_one_object_a_line(
+    tmp_path: Path,
+) -> None:
+    """A .json file holding an array of seeds (valid JSON) gets the JSONL hint too."""
+    row = {"id": "a", "culture": "us", "language": "en", "category": "t", "norm": "n"}
+    path = _write(tmp_path, "seeds.json", [json.dumps([row, row])])
+
+    with pytest.raises(SeedError) as err:
+        load_seeds(path)
+
+    assert "looks like a JSON array, write one object per line" in str(err.value)
