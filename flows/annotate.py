@@ -21,9 +21,9 @@ from annotation.push import (
 )
 from annotation.records import AnnotationRecord, build_records, validate_records
 from pipeline.errors import AnnotationError
+from pipeline.run_files import read_dialogues
 from pipeline.schemas import DialogueRecord
 from pipeline.settings import ArgillaSettings
-from pipeline.storage import read_jsonl
 
 TASK = {"cache_policy": NO_CACHE}
 
@@ -40,7 +40,7 @@ def read_run(run_dir: Path) -> list[DialogueRecord]:
             f"{path} does not exist; expected the directory of a finished "
             "`normloom generate` run."
         )
-    return [DialogueRecord.model_validate(row) for row in read_jsonl(path)]
+    return read_dialogues(path, AnnotationError)
 
 
 @task(name="build-records", **TASK)

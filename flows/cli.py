@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.output import console, say, show_problems
-from pipeline.errors import NormloomError
+from pipeline.errors import ConfigError, NormloomError
 
 app = typer.Typer(help="Seed social norms in, multilingual norm dialogues out.")
 
@@ -40,8 +40,22 @@ def _count_lines(path: Path) -> int:
     try:
         with path.open("rb") as f:
             return sum(1 for _ in f)
-    except FileNotFoundError:
+    except OSError:
         return 0
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    """Create the run directory, or say why it cannot be one."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or str(err)
+        if isinstance(err, FileExistsError | NotADirectoryError):
+            reason = "a file of that name, or above it, is in the way"
+        raise ConfigError(
+            f"Cannot use {run_dir} as the run directory: {reason}. Pass --out with "
+            "a directory you can write."
+        ) from err
 
 
 def _watch(run_dir: Path, total: int, stop: threading.Event) -> None:
@@ -144,25 +158,39 @@ def generate(
     from pipeline.cultures import load_registry
     from pipeline.endpoint import check_endpoint
     from pipeline.seeds import load_seeds
-    from pipeline.settings import Settings
+    from pipeline.settings import load_settings
 
     try:
-        settings = Settings()
+        settings = load_settings()
         check_endpoint(settings)
         registry = load_registry(settings.cultures_path)
         wanted = resolve_cultures(registry, cultures)
         kinds = [t.value for t in parse_types(types)]
         loaded = load_seeds(seeds, registry, skip_invalid=skip_invalid)
+        selected = select_seeds(loaded.seeds, wanted, limit_per_culture)
+        if not selected:
+            raise ConfigError(
+                f"{seeds} holds no seed norm of culture {', '.join(wanted or [])}; "
+                f"it holds {', '.join(sorted({s.culture for s in loaded.seeds}))}. "
+                "Pass one of those to --cultures, or leave it out."
+            )
+        n = per_norm if per_norm is not None else settings.generation.per_norm
+        run_dir = out or Path("runs") / default_run_id(
+            seeds,
+            wanted,
+            kinds,
+            n,
+            limit_per_culture,
+            settings.llm.model,
+            grow,
+            comparable,
+        )
+        _make_run_dir(run_dir)
     except (NormloomError, ValueError) as err:
         say("error", "red", err)
         raise typer.Exit(2) from err
     show_problems("skipped", loaded.skipped)
 
-    n = per_norm if per_norm is not None else settings.generation.per_norm
-    run_dir = out or Path("runs") / default_run_id(
-        seeds, wanted, kinds, n, limit_per_culture, settings.llm.model, grow, comparable
-    )
-    selected = select_seeds(loaded.seeds, wanted, limit_per_culture)
     norms = len(selected)
     if grow:
         norms += grow * len({(s.culture, s.language, s.category) for s in selected})

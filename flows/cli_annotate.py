@@ -30,6 +30,13 @@ def _check_run(run_dir: Path) -> None:
             f"{run_dir / 'dialogues.jsonl'} does not exist; expected the directory "
             "of a finished `normloom generate` run."
         )
+    from pipeline.errors import AnnotationError
+    from pipeline.run_files import read_dialogues
+
+    try:
+        read_dialogues(run_dir / "dialogues.jsonl", AnnotationError)
+    except AnnotationError as err:
+        raise _fail(err) from err
 
 
 def _check_server(settings: Path | None) -> None:

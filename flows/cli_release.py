@@ -21,6 +21,30 @@ def _say(label: str, style: str, message: object) -> None:
     console.print(Text.assemble((f"{label}: ", style), str(message)), soft_wrap=True)
 
 
+def _check_publish(run_dirs: list[Path], version: str | None, out: Path | None) -> None:
+    """Refuse bad runs, a taken version or an unusable --out before the flow starts.
+
+    The flow checks the same, but there a refusal comes with Prefect's tracebacks.
+    """
+    from pipeline.errors import ReleaseError
+    from pipeline.release import release_dir
+    from pipeline.release_rows import load_run
+    from pipeline.settings import load_settings
+
+    out_dir = out or load_settings().release.out_dir
+    blocked = next(
+        (p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None
+    )
+    if blocked is not None:
+        raise ReleaseError(
+            f"Cannot write releases to {out_dir}: {blocked} is a file. Pass --out "
+            "with a directory."
+        )
+    release_dir(out_dir, version)
+    for run_dir in run_dirs:
+        load_run(run_dir)
+
+
 def publish(
     run_dirs: Annotated[
         list[Path],
@@ -58,11 +82,9 @@ def publish(
     where annotators answered.
     """
     from flows.publish import publish_dataset
-    from pipeline.release_rows import check_run_dir
 
     try:
-        for run_dir in run_dirs:
-            check_run_dir(run_dir)
+        _check_publish(run_dirs, version, out)
         with console.status("Publishing", spinner="dots"):
             result = publish_dataset(
                 run_dirs=[str(d) for d in run_dirs],

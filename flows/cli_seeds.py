@@ -66,9 +66,10 @@ def import_(
         raise typer.Exit(2) from err
 
     out = out or Path(f"{path.stem or 'seeds'}.seeds.jsonl")
-    written = {"seeds": str(out)}
+    written: dict[str, str] = {}
     if result.seeds:
         write_seeds(result.seeds, out)
+        written["seeds"] = str(out)
     if exemplars is not None:
         write_jsonl(result.exemplars, exemplars)
         written["exemplars"] = str(exemplars)
@@ -92,8 +93,13 @@ def import_(
             "green",
             f"{report.imported} seed(s), {report.exemplars} exemplar(s), "
             f"{report.gold} gold dialogue(s) from {report.records} record(s); "
-            f"{report.skipped_records} skipped. Written: "
-            + ", ".join(f"{k} {v}" for k, v in written.items()),
+            f"{report.skipped_records} skipped. "
+            + ("" if "seeds" in written else "No seed file written. ")
+            + (
+                "Written: " + ", ".join(f"{k} {v}" for k, v in written.items())
+                if written
+                else ""
+            ),
         )
     raise typer.Exit(0 if result.seeds else 1)
 

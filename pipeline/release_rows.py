@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.errors import ReleaseError
+from pipeline.run_files import read_dialogues
 from pipeline.schemas import (
     ArcStage,
     DialogueRecord,
@@ -75,14 +76,7 @@ def load_run(run_dir: Path) -> RunData:
     """Read a run's accepted dialogues, refinements and any resolved annotations."""
     run_dir = Path(run_dir)
     dialogues_path = check_run_dir(run_dir)
-    try:
-        dialogues = [
-            DialogueRecord.model_validate(r) for r in read_jsonl(dialogues_path)
-        ]
-    except ValueError as err:
-        raise ReleaseError(
-            f"{dialogues_path} holds a row that is not a dialogue record: {err}"
-        ) from err
+    dialogues = read_dialogues(dialogues_path, ReleaseError)
 
     annotations = run_dir / "annotations"
     turn_labels = {

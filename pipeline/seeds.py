@@ -99,7 +99,8 @@ def load_seeds(
     text = read_text(path)
     if not text.strip():
         raise SeedError(
-            [RowProblem(file, 1, "(file)", "the file is empty; expected seed rows")]
+            [RowProblem(file, 1, "(file)", "the file is empty; expected seed rows")],
+            none_usable=True,
         )
 
     if suffix in CSV_SUFFIXES:
@@ -120,7 +121,8 @@ def load_seeds(
             RowProblem(file, 1, "(file)", "the file holds no seed rows, only a header")
         )
     if problems and (not skip_invalid or not seeds):
-        raise SeedError(problems, none_usable=skip_invalid)
+        # --skip-invalid only helps when some row is good.
+        raise SeedError(problems, none_usable=not seeds)
 
     if problems:
         logger.warning(
@@ -186,7 +188,7 @@ def read_text(path: Path) -> str:
             "(encoding)",
             f"byte 0x{data[err.start]:02x} is not UTF-8; save the file as UTF-8",
         )
-        raise SeedError([problem]) from err
+        raise SeedError([problem], none_usable=True) from err
 
 
 def sniff_delimiter(text: str) -> str:
@@ -283,7 +285,13 @@ def too_many_cells(file: str, line: int, cells: int, header: int) -> RowProblem:
 def _csv_problem(file: str, line: int, err: csv.Error) -> RowProblem:
     """Describe a CSV syntax error at the record starting on ``line``."""
     message = str(err)
-    if "unexpected end of data" in message:
+    if "field larger than field limit" in message:
+        message = (
+            f"a cell is longer than {csv.field_size_limit()} characters (a norm may "
+            "have at most 2000): shorten it, or close an unclosed quote that runs "
+            "on into the following text"
+        )
+    elif "unexpected end of data" in message:
         message = (
             "a quoted cell opened in this record is never closed, so the rest of "
             'the file was read into it; close the quote (write "" for a quote '
@@ -315,11 +323,12 @@ def _parse_jsonl(text: str, file: str) -> _Parsed:
             continue
         if not isinstance(value, dict):
             kind = "null" if value is None else type(value).__name__
-            parsed.problems.append(
-                RowProblem(
-                    file, lineno, "(json)", f"expected a JSON object, got {kind}"
+            message = f"expected a JSON object, got {kind}"
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                message += (
+                    "; this looks like a JSON array, write one object per line instead"
                 )
-            )
+            parsed.problems.append(RowProblem(file, lineno, "(json)", message))
             continue
         row = {nfc(str(k)).casefold(): v for k, v in value.items()}
         parsed.unknown |= set(row) - set(KNOWN)

@@ -372,3 +372,36 @@ class Settings(BaseSettings):
         data["argilla"].pop("api_key", None)
         data["argilla"].pop("owner_password", None)
         return data
+
+
+_SECRET_WORDS = ("key", "token", "password", "secret")
+
+
+def load_settings() -> Settings:
+    """Read the settings; a bad value is named by its environment variable.
+
+    Raises:
+        ConfigError: A setting does not parse; the message names each variable,
+            its value (never a secret's) and what it should be.
+    """
+    from pydantic import ValidationError
+
+    from pipeline.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as err:
+        lines = []
+        for e in err.errors():
+            name = "NORMLOOM_" + "__".join(str(p) for p in e["loc"]).upper()
+            shown = (
+                ""
+                if any(w in name.lower() for w in _SECRET_WORDS)
+                else f"={e.get('input')!r}"
+            )
+            lines.append(f"  - {name}{shown}: {e['msg']}")
+        raise ConfigError(
+            "Bad setting(s), from the environment or .env:\n"
+            + "\n".join(lines)
+            + "\nFix or unset them (README, Settings)."
+        ) from None

@@ -49,10 +49,75 @@ def test_unknown_culture_option_lists_the_known_ones(tmp_path: Path) -> None:
     assert "Unknown culture(s) atlantis; known: cn, ir, kr, us" in result.output
 
 
-def test_base_url_without_model_is_refused_before_the_flow(monkeypatch) -> None:
-    """A missing model is a clean error (exit 2), not a failed flow run."""
-    monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", "http://127.0.0.1:9/v1")
-    monkeypatch.delenv("NORMLOOM_LLM__MODEL", raising=False)
-    result = CliRunner().invoke(app, ["generate", "--seeds", "data/seeds/demo.jsonl"])
+def _never_generate(monkeypatch) -> None:
+    """Make the flow fail loudly if a test's bad input gets as far as generating."""
+    import flows.generate
+
+    def refuse(**_: object) -> None:
+        raise AssertionError("the flow ran on input the CLI should have refused")
+
+    monkeypatch.setattr(flows.generate, "generate_dialogues", refuse)
+
+
+def test_out_that_is_a_file_is_refused_before_generating(
+    tmp_path: Path, monkeypatch
+) -> None:
+    seeds = tmp_path / "ok.csv"
+    seeds.write_text(f"{HEADER}\na1,us,en,thanks,Say thanks.,,,\n", "utf-8")
+    taken = tmp_path / "taken"
+    taken.write_text("keep me", "utf-8")
+    _never_generate(monkeypatch)
+
+    for out in (taken, taken / "sub"):
+        result = _generate("--seeds", str(seeds), "--out", str(out))
+        assert result.exit_code == 2, out
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert f"Cannot use {out} as the run directory" in result.output
+        assert "Traceback" not in result.output
+    assert taken.read_text("utf-8") == "keep me"
+
+
+def test_cultures_the_seed_file_does_not_hold_are_refused(
+    tmp_path: Path, monkeypatch
+) -> None:
+    seeds = tmp_path / "ok.csv"
+    seeds.write_text(f"{HEADER}\na1,us,en,thanks,Say thanks.,,,\n", "utf-8")
+    _never_generate(monkeypatch)
+
+    result = _generate(
+        "--seeds", str(seeds), "--cultures", "ir", "--out", str(tmp_path / "r")
+    )
+
     assert result.exit_code == 2
-    assert "NORMLOOM_LLM__MODEL" in result.output
+    assert "no seed norm of culture ir" in result.output
+    assert "it holds us" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_base_url_without_model_is_refused_before_generating(
+    tmp_path: Path, monkeypatch
+) -> None:
+    seeds = tmp_path / "ok.csv"
+    seeds.write_text(f"{HEADER}\na1,us,en,thanks,Say thanks.,,,\n", "utf-8")
+    monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.delenv("NORMLOOM_LLM__MODEL", raising=False)
+    _never_generate(monkeypatch)
+
+    result = _generate("--seeds", str(seeds), "--out", str(tmp_path / "r"))
+
+    assert result.exit_code == 2
+    assert "set NORMLOOM_LLM__MODEL" in result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_bad_setting_names_its_variable(tmp_path: Path, monkeypatch) -> None:
+    seeds = tmp_path / "ok.csv"
+    seeds.write_text(f"{HEADER}\na1,us,en,thanks,Say thanks.,,,\n", "utf-8")
+    monkeypatch.setenv("NORMLOOM_LLM__TIMEOUT_S", "abc")
+    _never_generate(monkeypatch)
+
+    result = _generate("--seeds", str(seeds))
+
+    assert result.exit_code == 2
+    assert "NORMLOOM_LLM__TIMEOUT_S='abc'" in result.output
+    assert "errors.pydantic.dev" not in result.output

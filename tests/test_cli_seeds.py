@@ -74,3 +74,17 @@ def test_stats_counts_by_culture_language_and_category(tmp_path: Path) -> None:
         ("cn", "zh", "respond-to-compliment", 2),
         ("us", "en", "apology", 3),
     }
+
+
+def test_import_with_nothing_imported_claims_no_seed_file(tmp_path: Path) -> None:
+    """When no seed is imported, no seed file is written, and none is claimed."""
+    bank = tmp_path / "unknown.csv"
+    bank.write_text("foo,bar\n1,2\n", "utf-8")
+    out = tmp_path / "out.seeds.jsonl"
+
+    result = CliRunner().invoke(app, ["seeds", "import", str(bank), "--out", str(out)])
+
+    assert result.exit_code == 1
+    assert not out.exists()
+    assert f"seeds {out}" not in result.output
+    assert "no seed file written" in result.output.lower()

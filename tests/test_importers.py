@@ -446,3 +446,24 @@ def test_column_spellings_and_string_flags(tmp_path: Path) -> None:
     assert detect_format(isn_file) == "isn"
     assert isn_result.seeds[0].source_label is NormLabel.VIOLATED
     assert import_norms(flagged).report.imported == 1
+
+
+def test_normgenesis_array_cut_after_a_record_is_reported(tmp_path: Path) -> None:
+    """A download cut off after a whole record imports it and says the file is cut."""
+    record = {
+        "scenario": "s",
+        "situation": "At the office.",
+        "dialogue": "A: Could you help me?\nB: Sure.",
+        "category": "request",
+        "norm": "Ask politely.",
+    }
+    path = _write(
+        tmp_path / "dialogue_american_violation.json", "[" + json.dumps(record)
+    )
+
+    result = import_norms(path)
+
+    assert result.report.imported == 1
+    (warning,) = result.report.warnings
+    assert warning.field == "(json)"
+    assert "never closed" in warning.message and "truncated" in warning.message

@@ -329,3 +329,66 @@ def test_invisible_control_and_overlong_text_is_refused(tmp_path: Path) -> None:
         load_seeds(
             _write(tmp_path, "bad.jsonl", [json.dumps(rows[0])]), skip_invalid=True
         )
+
+
+@pytest.mark.parametrize("skip_invalid", [False, True])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("empty.csv", b""),
+        ("blank.jsonl", b"\n  \n"),
+        (
+            "latin1.csv",
+            "id,culture,language,category,norm\na,us,en,t,Caf\xe9\n".encode("latin-1"),
+        ),
+        ("header.csv", b"id,culture,language,category,norm\n"),
+        ("nocat.csv", b"id,culture,language,norm\na,us,en,Say thanks.\n"),
+    ],
+)
+def test_no_usable_row_never_suggests_skip_invalid(
+    tmp_path: Path, name: str, data: bytes, skip_invalid: bool
+) -> None:
+    """A file with no usable row says so; --skip-invalid would not help it."""
+    path = tmp_path / name
+    path.write_bytes(data)
+
+    with pytest.raises(SeedError) as err:
+        load_seeds(path, skip_invalid=skip_invalid)
+
+    assert "No row is usable" in str(err.value)
+    assert "--skip-invalid" not in str(err.value)
+
+
+def test_oversized_cell_names_the_limit_and_the_fix(tmp_path: Path) -> None:
+    """A CSV cell over the csv module's limit gets a message a person can act on."""
+    path = _write(
+        tmp_path,
+        "huge.csv",
+        [
+            "id,culture,language,category,norm",
+            "a,us,en,thanks," + "x" * 200_000,
+            "b,us,en,thanks,Say thanks.",
+        ],
+    )
+
+    loaded = load_seeds(path, skip_invalid=True)
+
+    assert [s.id for s in loaded.seeds] == ["b"]
+    (problem,) = loaded.skipped
+    assert problem.line == 2
+    assert "field limit" not in problem.message
+    assert "131072 characters" in problem.message
+    assert "unclosed quote" in problem.message
+
+
+def test_a_json_array_on_one_line_is_told_to_be_one_object_a_line(
+    tmp_path: Path,
+) -> None:
+    """A .json file holding an array of seeds (valid JSON) gets the JSONL hint too."""
+    row = {"id": "a", "culture": "us", "language": "en", "category": "t", "norm": "n"}
+    path = _write(tmp_path, "seeds.json", [json.dumps([row, row])])
+
+    with pytest.raises(SeedError) as err:
+        load_seeds(path)
+
+    assert "looks like a JSON array, write one object per line" in str(err.value)

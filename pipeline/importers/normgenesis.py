@@ -59,6 +59,10 @@ def read(path: Path, ctx: ImportContext) -> FileBatch:
     text = read_text(path)
     named = FILE_NAME.search(path.name)
     records, problems = _records(text, ctx.name)
+    # An unclosed array loses no record of its own: a warning, not a skip.
+    cut = [p for p in problems if "never closed" in p.message]
+    problems = [p for p in problems if p not in cut]
+    batch.warnings.extend(cut)
     batch.skipped.extend(problems)
     batch.records = len(records) + len(problems)
     for line, index, record in records:
@@ -181,7 +185,18 @@ def _records(
     while True:
         while pos < len(text) and text[pos] in " \t\r\n,":
             pos += 1
-        if pos >= len(text) or text[pos] == "]":
+        if pos >= len(text):
+            problems.append(
+                RowProblem(
+                    file,
+                    line_of(text, len(text)),
+                    "(json)",
+                    "the JSON array is never closed (no ']'): the file looks "
+                    "truncated; the records before this point were read",
+                )
+            )
+            return records, problems
+        if text[pos] == "]":
             return records, problems
         line = line_of(text, pos)
         try:
