@@ -246,6 +246,9 @@ def generate(
             "rejected.jsonl (with reasons), manifest.json"
         )
     )
+    if summary.get("stopped"):
+        say("error", "red", f"the run stopped early. {summary['stopped']}")
+        raise typer.Exit(1)
     if outage:
         say(
             "error",

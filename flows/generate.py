@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from pipeline.cache import ResponseCache
 from pipeline.checks import DuplicateIndex, dialogue_text, run_rule_checks
 from pipeline.cultures import Registry, load_registry
 from pipeline.endpoint import Endpoint, open_endpoint
-from pipeline.errors import ConfigError, NormloomError
+from pipeline.errors import ConfigError, LLMQuotaError, NormloomError
 from pipeline.exemplars import load_exemplars
 from pipeline.items import failed_record, finished_record, plan_items, should_retry
 from pipeline.llm import LLMClient
@@ -49,6 +50,7 @@ from pipeline.stages.refine import refine_scenario
 from pipeline.stages.scenarios import generate_scenario
 from pipeline.storage import RunStore, read_jsonl
 from pipeline.summary import summarize, summary_markdown
+from pipeline.transport import QUOTA_MESSAGE
 from pipeline.usage import UsageStats
 
 
@@ -82,6 +84,9 @@ class Runtime:
     exemplars: list[Exemplar]
     duplicates: DuplicateIndex
     endpoint: Endpoint | None = None
+    # Set once the endpoint says the account is out of quota: every item still
+    # to start is left for the re-run instead of failing one call at a time.
+    quota_stop: threading.Event = field(default_factory=threading.Event)
 
     def context(self, seed: SeedNorm) -> StageContext:
         """Return the stage context for a seed's culture and language."""
@@ -217,6 +222,8 @@ def finish_item(
             not written until a later wave finishes it.
     """
     seed, ctx = item.seed, rt.context(item.seed)
+    if rt.quota_stop.is_set():
+        return "stopped"
 
     def step(t):
         return t if as_tasks else t.fn
@@ -257,6 +264,11 @@ def finish_item(
         record = finished_record(
             item, scenario, situation, labelled, checks, scores, rt.llm.model
         )
+    except LLMQuotaError:
+        # Nothing is written: the re-run after adding credit does the item, its
+        # replies so far from the cache.
+        rt.quota_stop.set()
+        return "stopped"
     except NormloomError as err:
         record = failed_record(item, err, stage, rt.llm.model, scenario)
 
@@ -281,6 +293,9 @@ def make_pair(items: list[WorkItem], rt: Runtime) -> list[str]:
     todo = [item for item in items if item.id not in done]
     try:
         lead = write_scenario(lead_item, rt)
+    except LLMQuotaError:
+        rt.quota_stop.set()
+        return ["stopped"] * len(todo)
     except NormloomError as err:
         # Without the lead scenario nothing of the pair can be matched.
         for item in todo:
@@ -494,6 +509,9 @@ def generate_dialogues(
 
     summary = summarize(run_dir, stats.as_dict(), time.monotonic() - started)
     summary["run_dir"] = str(run_dir)
+    if rt.quota_stop.is_set():
+        summary["stopped"] = QUOTA_MESSAGE
+        logger.error("Run stopped: %s", QUOTA_MESSAGE)
     store.write_manifest(
         _manifest(
             rt,

@@ -186,3 +186,36 @@ def test_items_that_failed_on_the_endpoint_are_retried_by_a_rerun(
     assert (first["accepted"], first["failed"]) == (6, 3)
     assert (second["accepted"], second["failed"], second["items"]) == (9, 0, 9)
     assert list(jsonlines.open(tmp_path / "run" / "rejected.jsonl")) == []
+
+
+def test_out_of_quota_stops_the_run_and_the_rerun_finishes_it(monkeypatch, tmp_path):
+    import json as _json
+
+    from tests.fake_model import stage_of
+    from tests.scripted_server import Reply
+
+    broke = {"on": True}
+    quota = _json.dumps({"error": {"code": "insufficient_quota", "message": "quota"}})
+
+    def out_of_credit(request):
+        if broke["on"] and stage_of(request) == "DialogueReply":
+            return Reply(status=429, body=quota)
+        return answer(request)
+
+    with ScriptedServer(responder=out_of_credit) as server:
+        monkeypatch.setenv("NORMLOOM_LLM__BASE_URL", server.base_url)
+        monkeypatch.setenv("NORMLOOM_LLM__MODEL", "scripted")
+        monkeypatch.setenv("NORMLOOM_LLM__CONCURRENCY", "1")
+        monkeypatch.setenv("NORMLOOM_RUNNER__WORKERS", "1")
+        first = _run(tmp_path / "run")
+        dialogue_calls = sum(stage_of(r) == "DialogueReply" for r in server.requests)
+        broke["on"] = False
+        second = _run(tmp_path / "run")
+
+    assert "no quota left" in first["stopped"]
+    # One worker: the first item's dialogue call meets the quota, then nothing
+    # else is asked for, and nothing is written as failed.
+    assert dialogue_calls == 1
+    assert first["items"] == 0
+    assert (second["accepted"], second["failed"], second["items"]) == (9, 0, 9)
+    assert "stopped" not in second
