@@ -16,6 +16,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import orjson
@@ -144,6 +145,10 @@ class ChatTransport:
     def __init__(self, settings: LLMSettings, base_url: str) -> None:
         self.settings = settings
         self.url = base_url.rstrip("/") + "/chat/completions"
+        # Named in errors; user info and query (where keys hide) left out.
+        parts = urlsplit(self.url)
+        netloc = f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+        self._public_url = urlunsplit((parts.scheme, netloc or "", parts.path, "", ""))
         self._headers = {"Content-Type": "application/json"}
         self._secret = None
         if settings.api_key is not None:
@@ -206,10 +211,13 @@ class ChatTransport:
                     raw = await resp.read()
                     status, retry_after = resp.status, resp.headers.get("retry-after")
             except TimeoutError as err:
-                raise _Transient("The endpoint did not answer in time") from err
+                raise _Transient(
+                    f"The endpoint {self._public_url} did not answer in time"
+                ) from err
             except aiohttp.ClientError as err:
                 raise _Transient(
-                    f"Could not reach the endpoint ({type(err).__name__})"
+                    f"Could not reach the endpoint {self._public_url} "
+                    f"({type(err).__name__})"
                 ) from err
         return parse_completion(status, raw, retry_after, self._secret)
 

@@ -327,3 +327,23 @@ def test_tokens_per_minute_charges_prompt_estimate_plus_budget():
     prompt = len(json.dumps(JUDGE, ensure_ascii=False)) // 3
     # A request larger than the whole minute's budget is charged the budget.
     assert charged == [prompt + 250, 5000]
+
+
+def test_unreachable_endpoint_is_named_without_the_key():
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = LLMSettings(timeout_s=2, max_retries=0, api_key="sk-hidden-1")
+    url = f"http://127.0.0.1:{port}/v1"
+    llm = LLMClient(settings, url, "m")
+    try:
+        with pytest.raises(LLMTransportError) as caught:
+            llm.complete([{"role": "user", "content": "hi"}], JudgeReply, stage="t")
+    finally:
+        llm.close()
+
+    message = str(caught.value)
+    assert f"http://127.0.0.1:{port}/v1/chat/completions" in message
+    assert "sk-hidden" not in message
